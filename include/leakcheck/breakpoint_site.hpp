@@ -1,0 +1,57 @@
+// int3 breakpoints with an out-of-line copy of the instruction they replace: a thread that
+// hits one stops once, and resumes at the copy, which runs the original instruction and jumps
+// back. There is never a window with the breakpoint removed, so other threads cannot run
+// through it unseen (the remove/step/re-insert race gdb's displaced stepping avoids too).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include "leakcheck/remote_memory.hpp"
+#include "leakcheck/scratch_space.hpp"
+
+namespace leakcheck {
+
+struct BreakpointSite {
+    RemoteAddr addr = 0;
+    RemoteAddr out_of_line = 0;  // where the displaced instruction runs
+    std::uint8_t original = 0;   // the byte the int3 replaced
+    // Roles; one address can play several.
+    std::int16_t hook = -1;      // entry of resolved hook number `hook`
+    bool return_site = false;    // a return address of allocator calls
+    bool rendezvous = false;     // the dynamic linker's r_brk
+};
+
+class BreakpointSites {
+public:
+    BreakpointSites(Target& target, ScratchSpace& scratch) : target_(target), scratch_(scratch) {}
+
+    // The site at addr, planted now if new. nullptr (reason in *why) when the instruction there
+    // cannot run out of line.
+    BreakpointSite* plant(Tid tid, RemoteAddr addr, std::string* why);
+    [[nodiscard]] BreakpointSite* find(RemoteAddr addr) noexcept {
+        auto it = sites_.find(addr);
+        return it == sites_.end() ? nullptr : &it->second;
+    }
+    [[nodiscard]] bool contains(RemoteAddr addr) const noexcept { return sites_.count(addr) != 0; }
+    [[nodiscard]] std::size_t size() const noexcept { return sites_.size(); }
+
+    // Forgets the sites in [lo, hi) without writing: their code was unmapped.
+    void forget_range(RemoteAddr lo, RemoteAddr hi);
+    // Writes every original byte back into `memory` (the target's, or a forked child's copy).
+    // Returns how many could not be written.
+    std::size_t restore_all(const RemoteMemory& memory) const noexcept;
+    // Restores the target's code and forgets every site.
+    void remove_all() noexcept;
+    // After exec: the address space is new, nothing of ours is in it.
+    void forget_all() noexcept { sites_.clear(); }
+
+private:
+    Target& target_;
+    ScratchSpace& scratch_;
+    std::unordered_map<RemoteAddr, BreakpointSite> sites_;
+};
+
+}  // namespace leakcheck

@@ -1,0 +1,59 @@
+// The seam between event sources (the int3 engine today) and everything downstream: the ledger,
+// the reports and the prompt consume only these plain events, never ptrace stops.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "leakcheck/types.hpp"
+
+namespace leakcheck {
+
+// What created a block; kept so mismatched releases can be told apart later.
+enum class AllocKind : std::uint8_t {
+    kMalloc,
+    kCalloc,
+    kRealloc,
+    kMemalign,  // posix_memalign, aligned_alloc, memalign, valloc, pvalloc
+    kNew,
+    kNewArray,
+};
+
+enum class FreeKind : std::uint8_t {
+    kFree,
+    kRealloc,  // the old block of a successful realloc, or realloc(p, 0)
+    kDelete,
+    kDeleteArray,
+};
+
+const char* to_string(AllocKind kind) noexcept;
+const char* to_string(FreeKind kind) noexcept;
+
+struct AllocEvent {
+    RemoteAddr addr;
+    std::uint64_t size;
+    StackId stack;
+    Tid tid;
+    AllocKind kind;
+    std::uint64_t time_ns;
+};
+
+struct FreeEvent {
+    RemoteAddr addr;
+    StackId stack;  // 0 when the free's stack was not captured
+    Tid tid;
+    FreeKind kind;
+    std::uint64_t time_ns;
+};
+
+// Receives events. intern_stack turns a call stack (innermost first: the allocator's caller's
+// return address, then outward) into a StackId that events carry.
+class EventSink {
+public:
+    virtual ~EventSink() = default;
+    virtual StackId intern_stack(std::span<const RemoteAddr> pcs) = 0;
+    virtual void on_alloc(const AllocEvent& event) = 0;
+    virtual void on_free(const FreeEvent& event) = 0;
+};
+
+}  // namespace leakcheck

@@ -1,0 +1,53 @@
+// The table of traced allocator functions and what each call means for the ledger.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "leakcheck/events.hpp"
+
+namespace leakcheck {
+
+enum class HookKind : std::uint8_t {
+    kMalloc,         // (size)
+    kCalloc,         // (nmemb, size)
+    kRealloc,        // (ptr, size)
+    kReallocArray,   // (ptr, nmemb, size)
+    kPosixMemalign,  // (memptr, align, size) -> int; the block comes back through *memptr
+    kAlignedAlloc,   // (align, size): aligned_alloc, memalign
+    kValloc,         // (size)
+    kPvalloc,        // (size), rounded up to whole pages
+    kNew,            // (size [, align] [, nothrow])
+    kNewArray,
+    kFree,           // (ptr)
+    kDelete,         // (ptr [, size] [, align] [, nothrow])
+    kDeleteArray,
+};
+
+struct HookSpec {
+    std::string_view symbol;
+    HookKind kind;
+};
+
+// Every function leakcheck hooks, in the order it resolves them.
+std::span<const HookSpec> hook_specs() noexcept;
+
+// Releases are seen at entry only; allocations at entry (arguments) and return (result).
+[[nodiscard]] bool is_release(HookKind kind) noexcept;
+[[nodiscard]] FreeKind free_kind(HookKind kind) noexcept;
+[[nodiscard]] AllocKind alloc_kind(HookKind kind) noexcept;
+
+// The outcome of one allocation call, from its arguments at entry and its result at return.
+struct CallOutcome {
+    RemoteAddr freed = 0;      // a block released by the call (realloc's old block), else 0
+    RemoteAddr allocated = 0;  // the new block, else 0 (failure)
+    std::uint64_t size = 0;
+};
+// `args` are the integer arguments at entry; `result` the return register; `out_ptr` the value
+// read back through posix_memalign's first argument (only read when result is 0).
+CallOutcome outcome_of(HookKind kind, std::span<const std::uint64_t, 3> args, std::uint64_t result,
+                       std::uint64_t out_ptr, std::uint64_t page_size) noexcept;
+
+}  // namespace leakcheck

@@ -1,0 +1,62 @@
+// The accounting: every live block by address, and per allocating stack the outstanding bytes
+// and blocks. Consumes only events (events.hpp); knows nothing of ptrace.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "leakcheck/events.hpp"
+#include "leakcheck/live_block_table.hpp"
+#include "leakcheck/stack_table.hpp"
+
+namespace leakcheck {
+
+struct StackStats {
+    std::uint64_t live_bytes = 0;
+    std::uint64_t live_blocks = 0;
+    std::uint64_t total_bytes = 0;   // ever allocated from this stack
+    std::uint64_t total_blocks = 0;
+};
+
+struct LedgerTotals {
+    std::uint64_t allocs = 0;         // successful allocations seen
+    std::uint64_t alloc_bytes = 0;
+    std::uint64_t frees = 0;          // frees of blocks the ledger knew
+    std::uint64_t unknown_frees = 0;  // frees of addresses it never saw allocated
+    std::uint64_t live_blocks = 0;
+    std::uint64_t live_bytes = 0;
+};
+
+class Ledger final : public EventSink {
+public:
+    StackId intern_stack(std::span<const RemoteAddr> pcs) override { return stacks_.intern(pcs); }
+    void on_alloc(const AllocEvent& event) override;
+    void on_free(const FreeEvent& event) override;
+
+    [[nodiscard]] const LedgerTotals& totals() const noexcept { return totals_; }
+    [[nodiscard]] const StackTable& stacks() const noexcept { return stacks_; }
+    [[nodiscard]] const StackStats& stack_stats(StackId id) const;
+    [[nodiscard]] const LiveBlock* find(RemoteAddr addr) const noexcept { return live_.find(addr); }
+    [[nodiscard]] const LiveBlockTable& live() const noexcept { return live_; }
+
+    // Stacks with live blocks, by live bytes (then blocks, then id) descending; at most n.
+    [[nodiscard]] std::vector<StackId> top_stacks(std::size_t n) const;
+
+    // The time_ns that LiveBlock::time_ms counts from: the first event's; 0 before any event.
+    [[nodiscard]] std::uint64_t epoch_ns() const noexcept { return epoch_ns_; }
+
+private:
+    StackStats& stats_for(StackId id);
+    std::uint32_t elapsed_ms(std::uint64_t time_ns);
+    void drop_live(const LiveBlock& block);
+
+    StackTable stacks_;
+    LiveBlockTable live_;
+    std::vector<StackStats> per_stack_;  // indexed by StackId
+    LedgerTotals totals_;
+    std::uint64_t epoch_ns_ = 0;
+    bool has_epoch_ = false;
+};
+
+}  // namespace leakcheck

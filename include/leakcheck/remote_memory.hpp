@@ -1,0 +1,44 @@
+// Reading and writing the traced process's memory: bulk reads with process_vm_readv, writes
+// through /proc/PID/mem (which, unlike process_vm_writev, may write read-only code of a tracee).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "leakcheck/types.hpp"
+
+namespace leakcheck {
+
+class RemoteMemory {
+public:
+    explicit RemoteMemory(pid_t pid);
+    ~RemoteMemory();
+    RemoteMemory(const RemoteMemory&) = delete;
+    RemoteMemory& operator=(const RemoteMemory&) = delete;
+
+    // Reads up to out.size() bytes; returns how many were read (short at an unmapped page).
+    std::size_t read(RemoteAddr addr, std::span<std::uint8_t> out) const noexcept;
+    // True when all of out was read.
+    bool read_exact(RemoteAddr addr, std::span<std::uint8_t> out) const noexcept {
+        return read(addr, out) == out.size();
+    }
+    template <class T>
+    bool read_value(RemoteAddr addr, T& value) const noexcept {
+        return read_exact(addr, {reinterpret_cast<std::uint8_t*>(&value), sizeof(T)});
+    }
+    // Reads a NUL-terminated string of at most max bytes.
+    std::string read_string(RemoteAddr addr, std::size_t max = 4096) const;
+
+    // Writes all of data (code pages included); false on failure.
+    bool write(RemoteAddr addr, std::span<const std::uint8_t> data) const noexcept;
+
+    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+
+private:
+    pid_t pid_;
+    int mem_fd_ = -1;
+};
+
+}  // namespace leakcheck

@@ -1,0 +1,54 @@
+// Executable scratch memory inside the target for out-of-line instruction copies, mapped by an
+// injected mmap near the code it serves (rip-relative operands reach only +-2 GiB). Chunks are
+// never unmapped: a signal frame may hold a pc inside one (the kernel keeps its uprobe
+// trampoline page for the same reason). Each chunk starts with a marker and a syscall stub.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "leakcheck/target.hpp"
+
+namespace leakcheck {
+
+class ScratchSpace {
+public:
+    static constexpr std::size_t kChunkSize = 64 * 1024;
+    static constexpr std::string_view kMarker = "leakcheck scratch v1";
+
+    explicit ScratchSpace(Target& target) : target_(target) {}
+
+    // Copies code into scratch memory within arch::kNearRange of `near` and returns its address.
+    // May inject an mmap into `tid`, which must be in a ptrace-stop. Throws when no room can be
+    // found or mapped near `near`.
+    RemoteAddr place(Tid tid, RemoteAddr near, std::span<const std::uint8_t> code);
+
+    // Address of a "syscall; int3" stub, or 0 before the first chunk exists.
+    [[nodiscard]] RemoteAddr stub() const noexcept { return chunks_.empty() ? 0 : chunks_.front().start + kStubOffset; }
+    [[nodiscard]] std::size_t chunk_count() const noexcept { return chunks_.size(); }
+    // After exec the old address space is gone.
+    void forget_all() noexcept { chunks_.clear(); }
+    // Deferred signals collected by injected syscalls; taken by the caller.
+    std::vector<int> take_deferred_signals() { return std::exchange(deferred_, {}); }
+
+private:
+    static constexpr std::size_t kStubOffset = 32;
+    static constexpr std::size_t kFirstSlot = 64;
+    struct Chunk {
+        RemoteAddr start;
+        std::size_t used;
+    };
+
+    Chunk& chunk_near(Tid tid, RemoteAddr near, std::size_t size);
+    RemoteAddr map_chunk(Tid tid, RemoteAddr near);
+    RemoteAddr find_gap(RemoteAddr near) const;
+
+    Target& target_;
+    std::vector<Chunk> chunks_;
+    std::vector<int> deferred_;
+};
+
+}  // namespace leakcheck

@@ -1,0 +1,95 @@
+// The traced process: launching it under ptrace, its threads, waiting for their stops and
+// resuming them. Knows nothing of breakpoints or allocators; the Tracer gives stops meaning.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "leakcheck/arch.hpp"
+#include "leakcheck/remote_memory.hpp"
+#include "leakcheck/types.hpp"
+
+namespace leakcheck {
+
+// One wait status, decoded.
+struct Stop {
+    enum class Kind {
+        kSignal,     // signal-delivery-stop (SIGTRAP included: ours or the program's)
+        kGroupStop,  // the thread entered a group-stop (SIGSTOP, SIGTSTP...): PTRACE_LISTEN
+        kEvent,      // a PTRACE_EVENT_* stop; see event
+        kExited,     // the thread/process exited; see exit_code
+        kKilled,     // killed by a signal; see signal
+    };
+    Kind kind = Kind::kSignal;
+    Tid tid = 0;
+    int signal = 0;
+    int event = 0;  // PTRACE_EVENT_CLONE, _EXEC, _EXIT, _FORK, _VFORK, _STOP
+    int exit_code = 0;
+    bool core_dumped = false;
+};
+
+struct LaunchOptions {
+    std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
+};
+
+class Target {
+public:
+    // Starts the program stopped at its exec (before its dynamic linker runs any code).
+    // Throws Error with kNotFound / kNotExecutable for a program that cannot be run.
+    static std::unique_ptr<Target> launch(const LaunchOptions& options);
+    ~Target();
+    Target(const Target&) = delete;
+    Target& operator=(const Target&) = delete;
+
+    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+    [[nodiscard]] bool alive() const noexcept { return alive_; }
+    [[nodiscard]] RemoteMemory& memory() noexcept { return *memory_; }
+    [[nodiscard]] const std::unordered_set<Tid>& threads() const noexcept { return threads_; }
+
+    // Blocks until some traced thread stops. Returns false when interrupted by a signal to
+    // leakcheck (EINTR), so the caller can look at its flags.
+    bool wait(Stop& stop);
+    // Waits for a stop of one thread only.
+    bool wait_thread(Tid tid, Stop& stop);
+
+    // Resumes with a signal to deliver (0 for none). False if the thread is gone.
+    bool resume(Tid tid, int signal = 0) noexcept;
+    bool listen(Tid tid) noexcept;  // leave a group-stop to the kernel (SEIZE semantics)
+    bool interrupt(Tid tid) noexcept;
+    bool get_regs(Tid tid, arch::Registers& regs) noexcept;
+    bool set_regs(Tid tid, const arch::Registers& regs) noexcept;
+    bool set_pc(Tid tid, RemoteAddr pc) noexcept;  // one word, cheaper than set_regs
+    // si_code of the thread's pending signal stop, or -1.
+    int signal_code(Tid tid) noexcept;
+    unsigned long event_message(Tid tid) noexcept;
+
+    // True while the thread sits in a ptrace-stop we have not resumed it from.
+    [[nodiscard]] bool is_stopped(Tid tid) const noexcept { return stopped_.count(tid) != 0; }
+
+    void add_thread(Tid tid) { threads_.insert(tid); }
+    void remove_thread(Tid tid) { threads_.erase(tid); }
+    // The process is gone (the last thread exited or was killed): nothing more to wait for.
+    void mark_dead() noexcept { alive_ = false; }
+    // A fresh image after exec: reopen memory (the old mm is gone).
+    void reopen_memory();
+
+    // Detaches every thread (each must be in a ptrace-stop), delivering no signal.
+    void detach_all() noexcept;
+    // SIGKILL the process and reap it.
+    void kill() noexcept;
+
+private:
+    explicit Target(pid_t pid);
+    Stop decode(Tid tid, int status) noexcept;
+
+    pid_t pid_;
+    bool alive_ = true;
+    std::unique_ptr<RemoteMemory> memory_;
+    std::unordered_set<Tid> threads_;
+    std::unordered_set<Tid> stopped_;
+};
+
+}  // namespace leakcheck

@@ -1,0 +1,138 @@
+// The int3 event source: gives each ptrace stop its meaning (an allocator's entry, a call's
+// return, the dynamic linker's rendezvous, a thread or process event, a signal to pass on)
+// and turns allocator calls into events for an EventSink. The only module that plants code.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "leakcheck/breakpoint_site.hpp"
+#include "leakcheck/events.hpp"
+#include "leakcheck/hooks.hpp"
+#include "leakcheck/module_images.hpp"
+#include "leakcheck/module_map.hpp"
+#include "leakcheck/scratch_space.hpp"
+#include "leakcheck/target.hpp"
+#include "leakcheck/unwinder.hpp"
+
+namespace leakcheck {
+
+struct TracerOptions {
+    std::size_t max_frames = 32;
+};
+
+struct TracerStats {
+    std::uint64_t stops = 0;
+    std::uint64_t entry_hits = 0;
+    std::uint64_t return_hits = 0;
+    std::uint64_t nested_calls = 0;     // allocator calls made by allocator functions
+    std::uint64_t unobserved_calls = 0; // calls whose return site could not be planted
+};
+
+// How the process ended, once it has.
+struct ProcessEnd {
+    bool ended = false;
+    bool signaled = false;
+    int exit_code = 0;
+    int signal = 0;
+    bool core_dumped = false;
+};
+
+class Tracer {
+public:
+    Tracer(Target& target, EventSink& sink, ModuleMap& modules, const TracerOptions& options);
+    ~Tracer();
+    Tracer(const Tracer&) = delete;
+    Tracer& operator=(const Tracer&) = delete;
+
+    // At the exec stop of thread `tid`: hooks the allocator now (static program) or plants the
+    // dynamic linker's rendezvous so hooks go in as soon as libraries are mapped.
+    void start(Tid tid);
+    // Handles one stop and resumes what should run. Throws Error only for leakcheck's own
+    // failures (e.g. no allocator found).
+    void handle(const Stop& stop);
+
+    [[nodiscard]] const ProcessEnd& end() const noexcept { return end_; }
+    [[nodiscard]] const TracerStats& stats() const noexcept { return stats_; }
+    [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }
+    // Names of the hooked functions and the module each was found in (for -v and tests).
+    [[nodiscard]] std::vector<std::string> hooked_functions() const;
+
+    // Leaves the process running untraced: stops every thread, rewinds and swallows traps of
+    // ours that are still pending, restores every byte written into code, detaches. The
+    // scratch chunks stay mapped (a signal frame may return into one).
+    void detach() noexcept;
+
+private:
+    struct HookedFunction {
+        HookKind kind;
+        std::string symbol;
+        const Module* module;
+        RemoteAddr start;
+        RemoteAddr end;
+    };
+    struct PendingCall {
+        RemoteAddr return_addr;
+        RemoteAddr expected_sp;  // sp once the call has returned
+        std::int16_t hook;
+        std::uint64_t args[3];
+    };
+    struct ThreadState {
+        std::vector<PendingCall> pending;
+        std::uint64_t serial = 0;  // stops of this thread so far
+        // The last allocator entry seen on this thread: a tail call from one hooked function
+        // into another (operator new[] jumps to operator new) reaches a second entry with the
+        // same frame and must count once.
+        std::uint64_t last_entry_serial = 0;
+        RemoteAddr last_entry_sp = 0;
+        RemoteAddr last_entry_return = 0;
+        RemoteAddr last_entry_site = 0;
+        std::vector<int> deferred_signals;
+    };
+
+    void handle_event(const Stop& stop);
+    bool handle_trap(Tid tid);
+    void on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site);
+    void on_return(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site);
+    void on_rendezvous(Tid tid);
+    void on_exec(Tid tid);
+    void on_fork(Tid parent, pid_t child, bool vfork);
+    void handle_passenger(const Stop& stop);
+    void refresh_modules(Tid tid);
+    void resolve_hooks(Tid tid);
+    std::vector<const Module*> lookup_order();
+    bool in_hooked_function(RemoteAddr addr) const noexcept;
+    void resume(Tid tid, int signal = 0);
+    void plant_rendezvous(Tid tid);
+    void require_allocator() const;
+
+    Target& target_;
+    EventSink& sink_;
+    ModuleMap& modules_;
+    TracerOptions options_;
+    ModuleImages images_;
+    ScratchSpace scratch_;
+    BreakpointSites sites_;
+    Unwinder unwinder_;
+    std::vector<HookedFunction> hooks_;          // index = BreakpointSite::hook
+    std::vector<std::pair<RemoteAddr, RemoteAddr>> hooked_ranges_;  // sorted
+    std::unordered_set<std::string> resolved_symbols_;
+    std::unordered_map<Tid, ThreadState> threads_;
+    std::unordered_map<Tid, Stop> early_stops_;  // stops of tids not yet announced by an event
+    std::unordered_set<pid_t> vfork_children_;    // share our memory until they exec or exit
+    std::unordered_set<RemoteAddr> retired_sites_;
+    std::unordered_set<RemoteAddr> unrelocatable_;
+    RemoteAddr r_debug_ = 0;                      // the dynamic linker's struct r_debug
+    bool dynamic_ = false;
+    bool initial_load_done_ = false;
+    std::uint64_t page_size_ = 4096;
+    std::vector<RemoteAddr> frames_;              // scratch buffer for captures
+    ProcessEnd end_;
+    TracerStats stats_;
+};
+
+}  // namespace leakcheck

@@ -1,0 +1,68 @@
+// Planting and removing int3 sites. The out-of-line copy is written before the int3, so a
+// thread that hits the int3 the moment it appears already has somewhere to go.
+#include "leakcheck/breakpoint_site.hpp"
+
+#include <array>
+#include <sstream>
+
+#include "leakcheck/arch.hpp"
+
+namespace leakcheck {
+
+BreakpointSite* BreakpointSites::plant(Tid tid, RemoteAddr addr, std::string* why) {
+    if (BreakpointSite* existing = find(addr)) return existing;
+
+    std::array<std::uint8_t, arch::kMaxInstructionSize> code{};
+    const std::size_t got = target_.memory().read(addr, code);
+    if (got == 0) {
+        if (why) *why = "cannot read code";
+        return nullptr;
+    }
+    // Our own int3s inside the window would be decoded as code: show the original bytes.
+    for (std::size_t i = 1; i < got; ++i)
+        if (const BreakpointSite* other = find(addr + i)) code[i] = other->original;
+
+    // Relocate for a slot in a chunk near addr. The slot address is only known once placed,
+    // so relocate against a provisional address, place, and relocate again if it moved.
+    std::string reason;
+    auto relocated = arch::relocate({code.data(), got}, addr, addr, &reason);
+    if (!relocated) {
+        if (why) *why = reason;
+        return nullptr;
+    }
+    std::vector<std::uint8_t> padded(arch::kMaxRelocatedSize, arch::kBreakpointByte);
+    const RemoteAddr slot = scratch_.place(tid, addr, padded);
+    relocated = arch::relocate({code.data(), got}, addr, slot, &reason);
+    if (!relocated || !target_.memory().write(slot, relocated->code)) {
+        if (why) *why = relocated ? "cannot write scratch code" : reason;
+        return nullptr;
+    }
+    const std::uint8_t int3 = arch::kBreakpointByte;
+    if (!target_.memory().write(addr, {&int3, 1})) {
+        if (why) *why = "cannot write the breakpoint";
+        return nullptr;
+    }
+    BreakpointSite& site = sites_[addr];
+    site.addr = addr;
+    site.out_of_line = slot;
+    site.original = code[0];
+    return &site;
+}
+
+void BreakpointSites::forget_range(RemoteAddr lo, RemoteAddr hi) {
+    std::erase_if(sites_, [&](const auto& entry) { return entry.first >= lo && entry.first < hi; });
+}
+
+std::size_t BreakpointSites::restore_all(const RemoteMemory& memory) const noexcept {
+    std::size_t failed = 0;
+    for (const auto& [addr, site] : sites_)
+        if (!memory.write(addr, {&site.original, 1})) ++failed;
+    return failed;
+}
+
+void BreakpointSites::remove_all() noexcept {
+    restore_all(target_.memory());
+    sites_.clear();
+}
+
+}  // namespace leakcheck

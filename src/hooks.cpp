@@ -1,0 +1,134 @@
+// The hooked allocator API and its accounting rules (glibc and libstdc++ semantics; valgrind's
+// "in use at exit" is the oracle these are checked against).
+#include "leakcheck/hooks.hpp"
+
+#include <array>
+
+namespace leakcheck {
+namespace {
+
+constexpr std::array kSpecs = {
+    HookSpec{"malloc", HookKind::kMalloc},
+    HookSpec{"calloc", HookKind::kCalloc},
+    HookSpec{"realloc", HookKind::kRealloc},
+    HookSpec{"reallocarray", HookKind::kReallocArray},
+    HookSpec{"free", HookKind::kFree},
+    HookSpec{"posix_memalign", HookKind::kPosixMemalign},
+    HookSpec{"aligned_alloc", HookKind::kAlignedAlloc},
+    HookSpec{"memalign", HookKind::kAlignedAlloc},
+    HookSpec{"valloc", HookKind::kValloc},
+    HookSpec{"pvalloc", HookKind::kPvalloc},
+    // operator new / new[]: plain, nothrow, aligned, aligned nothrow.
+    HookSpec{"_Znwm", HookKind::kNew},
+    HookSpec{"_ZnwmRKSt9nothrow_t", HookKind::kNew},
+    HookSpec{"_ZnwmSt11align_val_t", HookKind::kNew},
+    HookSpec{"_ZnwmSt11align_val_tRKSt9nothrow_t", HookKind::kNew},
+    HookSpec{"_Znam", HookKind::kNewArray},
+    HookSpec{"_ZnamRKSt9nothrow_t", HookKind::kNewArray},
+    HookSpec{"_ZnamSt11align_val_t", HookKind::kNewArray},
+    HookSpec{"_ZnamSt11align_val_tRKSt9nothrow_t", HookKind::kNewArray},
+    // operator delete / delete[]: plain, sized, aligned, sized aligned, nothrow, aligned nothrow.
+    HookSpec{"_ZdlPv", HookKind::kDelete},
+    HookSpec{"_ZdlPvm", HookKind::kDelete},
+    HookSpec{"_ZdlPvSt11align_val_t", HookKind::kDelete},
+    HookSpec{"_ZdlPvmSt11align_val_t", HookKind::kDelete},
+    HookSpec{"_ZdlPvRKSt9nothrow_t", HookKind::kDelete},
+    HookSpec{"_ZdlPvSt11align_val_tRKSt9nothrow_t", HookKind::kDelete},
+    HookSpec{"_ZdaPv", HookKind::kDeleteArray},
+    HookSpec{"_ZdaPvm", HookKind::kDeleteArray},
+    HookSpec{"_ZdaPvSt11align_val_t", HookKind::kDeleteArray},
+    HookSpec{"_ZdaPvmSt11align_val_t", HookKind::kDeleteArray},
+    HookSpec{"_ZdaPvRKSt9nothrow_t", HookKind::kDeleteArray},
+    HookSpec{"_ZdaPvSt11align_val_tRKSt9nothrow_t", HookKind::kDeleteArray},
+};
+
+// nmemb * size, or nullopt when it overflows (the call then fails and returns NULL anyway).
+std::uint64_t product(std::uint64_t a, std::uint64_t b) noexcept {
+    std::uint64_t r = 0;
+    return __builtin_mul_overflow(a, b, &r) ? 0 : r;
+}
+
+}  // namespace
+
+std::span<const HookSpec> hook_specs() noexcept { return kSpecs; }
+
+bool is_release(HookKind kind) noexcept {
+    return kind == HookKind::kFree || kind == HookKind::kDelete || kind == HookKind::kDeleteArray;
+}
+
+FreeKind free_kind(HookKind kind) noexcept {
+    switch (kind) {
+        case HookKind::kDelete: return FreeKind::kDelete;
+        case HookKind::kDeleteArray: return FreeKind::kDeleteArray;
+        case HookKind::kRealloc:
+        case HookKind::kReallocArray: return FreeKind::kRealloc;
+        default: return FreeKind::kFree;
+    }
+}
+
+AllocKind alloc_kind(HookKind kind) noexcept {
+    switch (kind) {
+        case HookKind::kCalloc: return AllocKind::kCalloc;
+        case HookKind::kRealloc:
+        case HookKind::kReallocArray: return AllocKind::kRealloc;
+        case HookKind::kPosixMemalign:
+        case HookKind::kAlignedAlloc:
+        case HookKind::kValloc:
+        case HookKind::kPvalloc: return AllocKind::kMemalign;
+        case HookKind::kNew: return AllocKind::kNew;
+        case HookKind::kNewArray: return AllocKind::kNewArray;
+        default: return AllocKind::kMalloc;
+    }
+}
+
+CallOutcome outcome_of(HookKind kind, std::span<const std::uint64_t, 3> a, std::uint64_t result,
+                       std::uint64_t out_ptr, std::uint64_t page_size) noexcept {
+    CallOutcome out;
+    switch (kind) {
+        case HookKind::kMalloc:
+        case HookKind::kNew:
+        case HookKind::kNewArray:
+        case HookKind::kValloc:
+            out.allocated = result;
+            out.size = a[0];
+            break;
+        case HookKind::kPvalloc:
+            out.allocated = result;
+            out.size = a[0] == 0 ? page_size : (a[0] + page_size - 1) & ~(page_size - 1);
+            break;
+        case HookKind::kCalloc:
+            out.allocated = result;
+            out.size = product(a[0], a[1]);
+            break;
+        case HookKind::kAlignedAlloc:
+            out.allocated = result;
+            out.size = a[1];
+            break;
+        case HookKind::kPosixMemalign:
+            out.allocated = result == 0 ? out_ptr : 0;
+            out.size = a[2];
+            break;
+        case HookKind::kRealloc:
+        case HookKind::kReallocArray: {
+            const std::uint64_t old = a[0];
+            const std::uint64_t size = kind == HookKind::kRealloc ? a[1] : product(a[1], a[2]);
+            // glibc: realloc(p, 0) frees p and returns NULL; a NULL result otherwise means
+            // failure and p stays live.
+            const bool freed_old = old != 0 && (result != 0 || size == 0);
+            if (kind == HookKind::kReallocArray && size == 0 && a[1] != 0 && a[2] != 0)
+                break;  // overflow: the call failed, nothing changed
+            out.freed = freed_old ? old : 0;
+            out.allocated = result;
+            out.size = size;
+            break;
+        }
+        case HookKind::kFree:
+        case HookKind::kDelete:
+        case HookKind::kDeleteArray:
+            out.freed = a[0];
+            break;
+    }
+    return out;
+}
+
+}  // namespace leakcheck

@@ -1,0 +1,96 @@
+// Ledger: turns allocation and release events into what a leak report needs: the set of live
+// blocks, running totals, and per allocating stack the bytes and blocks still outstanding.
+#include "leakcheck/ledger.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace leakcheck {
+
+StackStats& Ledger::stats_for(StackId id) {
+    // Grow to the whole stack table at once rather than one id at a time: new stacks arrive
+    // in id order, so this reallocates about as rarely as the table itself.
+    if (id >= per_stack_.size()) per_stack_.resize(std::max<std::size_t>(id + 1, stacks_.size()));
+    return per_stack_[id];
+}
+
+const StackStats& Ledger::stack_stats(StackId id) const {
+    static const StackStats kNone{};
+    return id < per_stack_.size() ? per_stack_[id] : kNone;
+}
+
+std::uint32_t Ledger::elapsed_ms(std::uint64_t time_ns) {
+    if (!has_epoch_) {
+        epoch_ns_ = time_ns;
+        has_epoch_ = true;
+    }
+    // Threads' events may reach the ledger slightly out of order; an event before the epoch
+    // counts as at it, and a run past 49 days pins at the maximum instead of wrapping.
+    if (time_ns <= epoch_ns_) return 0;
+    const std::uint64_t ms = (time_ns - epoch_ns_) / 1'000'000;
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(ms, std::numeric_limits<std::uint32_t>::max()));
+}
+
+void Ledger::drop_live(const LiveBlock& block) {
+    StackStats& stats = stats_for(block.stack);
+    stats.live_bytes -= block.size;
+    stats.live_blocks -= 1;
+    totals_.live_bytes -= block.size;
+    totals_.live_blocks -= 1;
+    totals_.frees += 1;
+}
+
+void Ledger::on_alloc(const AllocEvent& event) {
+    const std::uint32_t time_ms = elapsed_ms(event.time_ns);
+    // A failed allocation returns NULL and is never reported, but a NULL block would break
+    // the table's empty-slot convention, so refuse it here too.
+    if (event.addr == 0) return;
+
+    const LiveBlock block{event.addr, event.size, event.stack, event.tid, time_ms, event.kind};
+    // An address still live here was freed by a call the tracer missed; the allocator reusing
+    // it proves the old block is gone, so account it as freed before the new one.
+    if (const std::optional<LiveBlock> old = live_.insert(block)) drop_live(*old);
+
+    totals_.allocs += 1;
+    totals_.alloc_bytes += event.size;
+    totals_.live_blocks += 1;
+    totals_.live_bytes += event.size;
+    StackStats& stats = stats_for(event.stack);
+    stats.live_bytes += event.size;
+    stats.live_blocks += 1;
+    stats.total_bytes += event.size;
+    stats.total_blocks += 1;
+}
+
+void Ledger::on_free(const FreeEvent& event) {
+    (void)elapsed_ms(event.time_ns);  // a free may be the first event; it still sets the epoch
+    if (event.addr == 0) return;  // free(NULL) is a no-op, not an unknown block
+    if (const std::optional<LiveBlock> old = live_.erase(event.addr))
+        drop_live(*old);
+    else
+        totals_.unknown_frees += 1;
+}
+
+std::vector<StackId> Ledger::top_stacks(std::size_t n) const {
+    std::vector<StackId> ids;
+    for (std::size_t id = 0; id < per_stack_.size(); ++id)
+        if (per_stack_[id].live_blocks > 0) ids.push_back(static_cast<StackId>(id));
+
+    const auto before = [this](StackId a, StackId b) {
+        const StackStats& x = per_stack_[a];
+        const StackStats& y = per_stack_[b];
+        if (x.live_bytes != y.live_bytes) return x.live_bytes > y.live_bytes;
+        if (x.live_blocks != y.live_blocks) return x.live_blocks > y.live_blocks;
+        return a < b;
+    };
+    // Reports show a handful out of possibly 100k stacks: order only the ones returned.
+    if (n < ids.size()) {
+        std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), before);
+        ids.resize(n);
+    } else {
+        std::sort(ids.begin(), ids.end(), before);
+    }
+    return ids;
+}
+
+}  // namespace leakcheck

@@ -1,0 +1,75 @@
+// Remote memory access for one process. process_vm_readv is one syscall for any size; writes
+// go through /proc/PID/mem because it honours ptrace's right to write over read-only text.
+#include "leakcheck/remote_memory.hpp"
+
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+
+#include "leakcheck/error.hpp"
+
+namespace leakcheck {
+
+RemoteMemory::RemoteMemory(pid_t pid) : pid_(pid) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/mem";
+    mem_fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (mem_fd_ < 0) throw Error::from_errno("cannot open " + path);
+}
+
+RemoteMemory::~RemoteMemory() {
+    if (mem_fd_ >= 0) ::close(mem_fd_);
+}
+
+std::size_t RemoteMemory::read(RemoteAddr addr, std::span<std::uint8_t> out) const noexcept {
+    std::size_t done = 0;
+    while (done < out.size()) {
+        iovec local{out.data() + done, out.size() - done};
+        iovec remote{reinterpret_cast<void*>(addr + done), out.size() - done};
+        const ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+        if (n > 0) {
+            done += static_cast<std::size_t>(n);
+            continue;
+        }
+        // process_vm_readv stops at the first unreadable page; /proc/PID/mem can read pages
+        // that are mapped without read permission (e.g. PROT_NONE guard pages are still an
+        // error there, which is what we want).
+        const ssize_t m = ::pread(mem_fd_, out.data() + done, out.size() - done,
+                                  static_cast<off_t>(addr + done));
+        if (m <= 0) break;
+        done += static_cast<std::size_t>(m);
+    }
+    return done;
+}
+
+std::string RemoteMemory::read_string(RemoteAddr addr, std::size_t max) const {
+    std::string result;
+    std::uint8_t chunk[256];
+    while (result.size() < max) {
+        // Read up to the end of the page first, so a string near an unmapped page still reads.
+        const std::size_t to_page_end = 4096 - ((addr + result.size()) & 4095);
+        const std::size_t want = std::min({sizeof chunk, to_page_end, max - result.size()});
+        const std::size_t got = read(addr + result.size(), {chunk, want});
+        for (std::size_t i = 0; i < got; ++i) {
+            if (chunk[i] == 0) return result;
+            result.push_back(static_cast<char>(chunk[i]));
+        }
+        if (got < want) break;
+    }
+    return result;
+}
+
+bool RemoteMemory::write(RemoteAddr addr, std::span<const std::uint8_t> data) const noexcept {
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const ssize_t n = ::pwrite(mem_fd_, data.data() + done, data.size() - done,
+                                   static_cast<off_t>(addr + done));
+        if (n <= 0) return false;
+        done += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+}  // namespace leakcheck

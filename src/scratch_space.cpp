@@ -1,0 +1,132 @@
+// Scratch chunks near the code they serve. The first chunk is mapped through a syscall
+// instruction written for a moment over the stopped thread's own pc (only done while no other
+// thread can run it: at exec, or with all threads stopped); later chunks use the stub in the
+// first one.
+#include "leakcheck/scratch_space.hpp"
+
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "leakcheck/error.hpp"
+#include "leakcheck/remote_syscall.hpp"
+
+namespace leakcheck {
+namespace {
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+bool near_enough(RemoteAddr a, RemoteAddr b) noexcept {
+    const RemoteAddr d = a > b ? a - b : b - a;
+    return d + ScratchSpace::kChunkSize < arch::kNearRange;
+}
+
+}  // namespace
+
+RemoteAddr ScratchSpace::place(Tid tid, RemoteAddr near, std::span<const std::uint8_t> code) {
+    Chunk& chunk = chunk_near(tid, near, code.size());
+    const RemoteAddr addr = chunk.start + chunk.used;
+    if (!target_.memory().write(addr, code))
+        throw Error::from_errno("cannot write scratch code at 0x" + (std::ostringstream() << std::hex << addr).str());
+    // Keep slots 16-byte aligned, as compilers align branch targets.
+    chunk.used += (code.size() + 15) & ~std::size_t{15};
+    return addr;
+}
+
+ScratchSpace::Chunk& ScratchSpace::chunk_near(Tid tid, RemoteAddr near, std::size_t size) {
+    for (Chunk& c : chunks_)
+        if (c.used + size <= kChunkSize && near_enough(c.start, near)) return c;
+    const RemoteAddr start = map_chunk(tid, near);
+    // Marker (for a later attach to recognise and reuse) and the permanent syscall stub.
+    std::array<std::uint8_t, kFirstSlot> header{};
+    std::memcpy(header.data(), kMarker.data(), kMarker.size());
+    const auto sc = arch::syscall_instruction();
+    std::memcpy(header.data() + kStubOffset, sc.data(), sc.size());
+    header[kStubOffset + sc.size()] = arch::kBreakpointByte;
+    if (!target_.memory().write(start, header)) throw Error::from_errno("cannot initialise scratch memory");
+    chunks_.push_back({start, kFirstSlot});
+    return chunks_.back();
+}
+
+RemoteAddr ScratchSpace::map_chunk(Tid tid, RemoteAddr near) {
+    const RemoteAddr hint = find_gap(near);
+    if (hint == 0) throw Error("no free address range near 0x" + (std::ostringstream() << std::hex << near).str() + " for scratch code");
+
+    // Without a stub yet, borrow the thread's current instruction bytes for a moment.
+    RemoteAddr stub_addr = stub();
+    std::vector<std::uint8_t> saved;
+    arch::Registers regs;
+    if (stub_addr == 0) {
+        if (!target_.get_regs(tid, regs)) throw Error::from_errno("cannot read registers");
+        stub_addr = regs.pc();
+        saved.resize(arch::syscall_instruction().size() + arch::kBreakpointSize);
+        if (!target_.memory().read_exact(stub_addr, saved)) throw Error("cannot read code at the thread's pc");
+        std::vector<std::uint8_t> stub_code(arch::syscall_instruction().begin(), arch::syscall_instruction().end());
+        stub_code.push_back(arch::kBreakpointByte);
+        if (!target_.memory().write(stub_addr, stub_code)) throw Error("cannot write a syscall stub");
+    }
+    std::int64_t result = 0;
+    {
+        RemoteSyscall sys(target_, tid, stub_addr);
+        result = sys.call(SYS_mmap, hint, kChunkSize, PROT_READ | PROT_EXEC,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<std::uint64_t>(-1), 0);
+        for (int s : sys.deferred_signals()) deferred_.push_back(s);
+    }
+    if (!saved.empty()) target_.memory().write(stub_addr, saved);
+    if (result < 0 && result > -4096)
+        throw Error("mmap of scratch memory in the target failed: " + std::string(std::strerror(static_cast<int>(-result))));
+    const auto addr = static_cast<RemoteAddr>(result);
+    // Kernels before 4.17 take MAP_FIXED_NOREPLACE as a plain hint.
+    if (!near_enough(addr, near)) throw Error("scratch memory was mapped out of reach of the code");
+    return addr;
+}
+
+// The free range closest below `near` (below, because mappings of libraries grow downwards
+// and the heap grows upwards from the executable), else the closest above.
+RemoteAddr ScratchSpace::find_gap(RemoteAddr near) const {
+    std::ifstream maps("/proc/" + std::to_string(target_.pid()) + "/maps");
+    std::vector<std::pair<RemoteAddr, RemoteAddr>> used;
+    std::string line;
+    while (std::getline(maps, line)) {
+        RemoteAddr lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) == 2) {
+            // Leave room for the heap and stack to grow.
+            if (line.find("[heap]") != std::string::npos) hi += 64ULL << 20;
+            if (line.find("[stack]") != std::string::npos) lo = lo > (64ULL << 20) ? lo - (64ULL << 20) : 0;
+            used.emplace_back(lo, hi);
+        }
+    }
+    std::sort(used.begin(), used.end());
+    constexpr RemoteAddr kMinAddr = 0x10000;
+    constexpr RemoteAddr kMaxAddr = 0x7ffffffff000ULL;
+    RemoteAddr best = 0, best_distance = ~0ULL;
+    RemoteAddr prev_end = kMinAddr;
+    auto consider = [&](RemoteAddr gap_lo, RemoteAddr gap_hi) {
+        if (gap_hi <= gap_lo || gap_hi - gap_lo < kChunkSize) return;
+        gap_lo = (gap_lo + 0xfff) & ~RemoteAddr{0xfff};
+        gap_hi &= ~RemoteAddr{0xfff};
+        if (gap_hi <= gap_lo || gap_hi - gap_lo < kChunkSize) return;
+        RemoteAddr candidate = gap_hi <= near ? gap_hi - kChunkSize
+                                              : std::max(gap_lo, std::min(near & ~RemoteAddr{0xfff}, gap_hi - kChunkSize));
+        if (!near_enough(candidate, near)) return;
+        // Prefer below `near`: count a range above as farther than it is.
+        const RemoteAddr distance = candidate < near ? near - candidate : (candidate - near) * 4;
+        if (distance < best_distance) best = candidate, best_distance = distance;
+    };
+    for (const auto& [lo, hi] : used) {
+        if (lo > prev_end) consider(prev_end, lo);
+        prev_end = std::max(prev_end, hi);
+    }
+    consider(prev_end, kMaxAddr);
+    return best;
+}
+
+}  // namespace leakcheck

@@ -1,0 +1,499 @@
+// Stops to events. Allocations are seen at two stops: the allocator's entry (arguments, and the
+// caller's return address R = [sp]) and R itself, where a site planted once per call site
+// catches the result when the thread arrives there with the sp the call will return to.
+// Nothing on the target's stack is rewritten, so exceptions and longjmp unwind untouched; a
+// call whose frame was unwound is dropped at the thread's next stop above it.
+#include "leakcheck/tracer.hpp"
+
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "leakcheck/error.hpp"
+#include "leakcheck/log.hpp"
+
+namespace leakcheck {
+namespace {
+
+// glibc's <link.h> layouts, read from the target (both are stable ABI).
+struct RemoteRDebug {
+    std::int32_t r_version;
+    std::uint64_t r_map;
+    std::uint64_t r_brk;
+    std::int32_t r_state;
+    std::uint64_t r_ldbase;
+};
+struct RemoteLinkMap {
+    std::uint64_t l_addr;
+    std::uint64_t l_name;
+    std::uint64_t l_ld;
+    std::uint64_t l_next;
+    std::uint64_t l_prev;
+};
+constexpr std::int32_t kRtConsistent = 0;
+
+std::string hex(std::uint64_t v) {
+    std::ostringstream s;
+    s << "0x" << std::hex << v;
+    return s.str();
+}
+
+}  // namespace
+
+Tracer::Tracer(Target& target, EventSink& sink, ModuleMap& modules, const TracerOptions& options)
+    : target_(target),
+      sink_(sink),
+      modules_(modules),
+      options_(options),
+      scratch_(target),
+      sites_(target, scratch_),
+      unwinder_(modules_, images_),
+      frames_(std::max<std::size_t>(options.max_frames, 1)) {
+    page_size_ = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+Tracer::~Tracer() = default;
+
+void Tracer::start(Tid tid) {
+    threads_[tid];
+    modules_.refresh(target_.pid());
+    const Module* exe = modules_.main_executable();
+    const ElfImage* exe_image = exe ? images_.get(*exe) : nullptr;
+    dynamic_ = exe_image && exe_image->has_interpreter();
+    if (dynamic_) {
+        plant_rendezvous(tid);
+    } else {
+        resolve_hooks(tid);
+        initial_load_done_ = true;
+        require_allocator();
+    }
+}
+
+void Tracer::plant_rendezvous(Tid tid) {
+    for (const auto& m : modules_.modules()) {
+        if (!m->loaded) continue;
+        const ElfImage* image = images_.get(*m);
+        if (!image) continue;
+        const auto brk = image->find_dynamic("_dl_debug_state");
+        const auto rdebug = image->find_dynamic("_r_debug");
+        if (!brk || !rdebug) continue;
+        std::string why;
+        BreakpointSite* site = sites_.plant(tid, m->to_remote(brk->value), &why);
+        if (!site) throw Error("cannot plant the dynamic linker breakpoint in " + m->path + ": " + why);
+        site->rendezvous = true;
+        r_debug_ = m->to_remote(rdebug->value);
+        return;
+    }
+    throw Error("the program's dynamic linker has no _dl_debug_state/_r_debug; cannot follow library loads",
+                ExitCode::kNoAllocator);
+}
+
+void Tracer::require_allocator() const {
+    if (resolved_symbols_.count("malloc")) return;
+    const Module* exe = modules_.main_executable();
+    throw Error(std::string("no allocator found in ") + (exe ? exe->path : "the program") +
+                    (dynamic_ ? " or its libraries (no malloc in any .dynsym)"
+                              : " (a static binary without a symbol table? leakcheck needs malloc's symbol)"),
+                ExitCode::kNoAllocator);
+}
+
+void Tracer::handle(const Stop& stop) {
+    ++stats_.stops;
+    if (vfork_children_.count(stop.tid)) return handle_passenger(stop);
+    if (!target_.threads().count(stop.tid) && stop.kind != Stop::Kind::kExited &&
+        stop.kind != Stop::Kind::kKilled) {
+        // A new thread or forked child can report before the event announcing it.
+        early_stops_[stop.tid] = stop;
+        return;
+    }
+    switch (stop.kind) {
+        case Stop::Kind::kExited:
+        case Stop::Kind::kKilled:
+            threads_.erase(stop.tid);
+            target_.remove_thread(stop.tid);
+            if (stop.tid == target_.pid()) {
+                end_.ended = true;
+                end_.signaled = stop.kind == Stop::Kind::kKilled;
+                end_.exit_code = stop.exit_code;
+                end_.signal = stop.signal;
+                end_.core_dumped = stop.core_dumped;
+                target_.mark_dead();
+            }
+            return;
+        case Stop::Kind::kGroupStop:
+            target_.listen(stop.tid);
+            return;
+        case Stop::Kind::kEvent:
+            return handle_event(stop);
+        case Stop::Kind::kSignal:
+            if (stop.signal == SIGTRAP && handle_trap(stop.tid)) return;
+            resume(stop.tid, stop.signal);
+            return;
+    }
+}
+
+void Tracer::handle_event(const Stop& stop) {
+    switch (stop.event) {
+        case PTRACE_EVENT_CLONE: {
+            const auto child = static_cast<Tid>(target_.event_message(stop.tid));
+            target_.add_thread(child);
+            threads_[child];
+            if (early_stops_.erase(child)) resume(child);
+            break;
+        }
+        case PTRACE_EVENT_FORK:
+        case PTRACE_EVENT_VFORK:
+            on_fork(stop.tid, static_cast<pid_t>(target_.event_message(stop.tid)),
+                    stop.event == PTRACE_EVENT_VFORK);
+            break;
+        case PTRACE_EVENT_EXEC:
+            on_exec(stop.tid);
+            break;
+        default:  // EXIT, STOP (a new thread's first stop), VFORK_DONE
+            break;
+    }
+    resume(stop.tid);
+}
+
+bool Tracer::handle_trap(Tid tid) {
+    arch::Registers regs;
+    if (!target_.get_regs(tid, regs)) return true;  // the thread vanished
+    const RemoteAddr addr = regs.pc() - arch::kBreakpointSize;
+    const BreakpointSite* site = sites_.find(addr);
+    if (!site) {
+        // A trap from a site removed while this stop was pending is ours too (a "phantom").
+        if (retired_sites_.count(addr) && target_.signal_code(tid) == SI_KERNEL) {
+            target_.set_pc(tid, addr);
+            resume(tid);
+            return true;
+        }
+        return false;
+    }
+    ThreadState& thread = threads_[tid];
+    ++thread.serial;
+    regs.set_pc(addr);
+    const RemoteAddr resume_at = site->out_of_line;
+    const bool is_return = site->return_site, is_entry = site->hook >= 0, is_rendezvous = site->rendezvous;
+    try {
+        if (is_return) on_return(tid, thread, regs, *site);
+        if (is_entry) on_entry(tid, thread, regs, *site);
+        if (is_rendezvous) on_rendezvous(tid);
+    } catch (...) {
+        // Leave the thread as if the int3 had not been hit yet: a detach restores the byte and
+        // the original instruction runs in place.
+        target_.set_pc(tid, addr);
+        throw;
+    }
+    target_.set_pc(tid, resume_at);
+    resume(tid);
+    return true;
+}
+
+void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site) {
+    ++stats_.entry_hits;
+    const HookedFunction& hook = hooks_[static_cast<std::size_t>(site.hook)];
+    const RemoteAddr sp = regs.sp();
+    RemoteAddr ret = 0;
+    if (!target_.memory().read_value(sp, ret)) return;
+
+    const bool tail_call = thread.last_entry_serial + 1 == thread.serial && thread.last_entry_sp == sp &&
+                           thread.last_entry_return == ret && thread.last_entry_site != site.addr;
+    thread.last_entry_serial = thread.serial;
+    thread.last_entry_sp = sp;
+    thread.last_entry_return = ret;
+    thread.last_entry_site = site.addr;
+    if (tail_call) return;
+    if (in_hooked_function(ret)) {
+        ++stats_.nested_calls;
+        return;
+    }
+
+    if (is_release(hook.kind)) {
+        if (const RemoteAddr ptr = regs.arg(0))
+            sink_.on_free(FreeEvent{ptr, 0, tid, free_kind(hook.kind), now_ns()});
+        return;
+    }
+
+    // Calls whose frames are at or above this one have been unwound without returning.
+    while (!thread.pending.empty() && thread.pending.back().expected_sp <= sp + 8) thread.pending.pop_back();
+
+    BreakpointSite* return_site = sites_.find(ret);
+    if (!return_site) {
+        if (unrelocatable_.count(ret)) {
+            ++stats_.unobserved_calls;
+            return;
+        }
+        std::string why;
+        return_site = sites_.plant(tid, ret, &why);
+        if (!return_site) {
+            unrelocatable_.insert(ret);
+            ++stats_.unobserved_calls;
+            warn("cannot watch returns to " + hex(ret) + " (" + why + "); allocations returning there are not counted");
+            return;
+        }
+    }
+    return_site->return_site = true;
+    thread.pending.push_back(PendingCall{ret, sp + 8, site.hook, {regs.arg(0), regs.arg(1), regs.arg(2)}});
+}
+
+void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site) {
+    const RemoteAddr sp = regs.sp();
+    auto& pending = thread.pending;
+    auto it = std::find_if(pending.rbegin(), pending.rend(), [&](const PendingCall& call) {
+        return call.return_addr == site.addr && call.expected_sp == sp;
+    });
+    if (it == pending.rend()) {
+        while (!pending.empty() && pending.back().expected_sp < sp) pending.pop_back();
+        return;
+    }
+    ++stats_.return_hits;
+    const PendingCall call = *it;
+    pending.erase(std::prev(it.base()), pending.end());
+
+    const HookKind kind = hooks_[static_cast<std::size_t>(call.hook)].kind;
+    const std::uint64_t result = regs.result();
+    std::uint64_t out_ptr = 0;
+    if (kind == HookKind::kPosixMemalign && result == 0) target_.memory().read_value(call.args[0], out_ptr);
+    const CallOutcome outcome = outcome_of(kind, std::span<const std::uint64_t, 3>(call.args), result, out_ptr, page_size_);
+    const std::uint64_t now = now_ns();
+    if (outcome.freed) sink_.on_free(FreeEvent{outcome.freed, 0, tid, FreeKind::kRealloc, now});
+    if (outcome.allocated) {
+        const std::size_t n = unwinder_.capture(target_.memory(), regs, frames_);
+        const StackId stack = sink_.intern_stack({frames_.data(), n});
+        sink_.on_alloc(AllocEvent{outcome.allocated, outcome.size, stack, tid, alloc_kind(kind), now});
+    }
+}
+
+void Tracer::on_rendezvous(Tid tid) {
+    RemoteRDebug rd{};
+    if (!target_.memory().read_value(r_debug_, rd) || rd.r_state != kRtConsistent) return;
+    refresh_modules(tid);
+    if (!initial_load_done_) {
+        initial_load_done_ = true;
+        require_allocator();
+    }
+}
+
+void Tracer::refresh_modules(Tid tid) {
+    modules_.refresh(target_.pid());
+    for (const Module* gone : modules_.last_unloaded()) {
+        sites_.forget_range(gone->start, gone->end);
+        unwinder_.forget(*gone);
+        for (auto& [t, state] : threads_)
+            std::erase_if(state.pending, [&](const PendingCall& c) { return gone->contains(c.return_addr); });
+        std::erase_if(hooked_ranges_, [&](const auto& r) { return gone->contains(r.first); });
+        for (const HookedFunction& h : hooks_)
+            if (h.module == gone) resolved_symbols_.erase(h.symbol);
+    }
+    resolve_hooks(tid);
+}
+
+// Modules in the order the dynamic linker searches them for a symbol: the link map's order.
+std::vector<const Module*> Tracer::lookup_order() {
+    std::vector<const Module*> order;
+    if (r_debug_ != 0) {
+        RemoteRDebug rd{};
+        if (target_.memory().read_value(r_debug_, rd)) {
+            std::uint64_t lm_addr = rd.r_map;
+            for (int guard = 0; lm_addr != 0 && guard < 100000; ++guard) {
+                RemoteLinkMap lm{};
+                if (!target_.memory().read_value(lm_addr, lm)) break;
+                // l_ld (the module's dynamic section) identifies its mapping whatever the path.
+                const Module* m = lm.l_ld ? modules_.find(lm.l_ld) : nullptr;
+                if (m && m->loaded && std::find(order.begin(), order.end(), m) == order.end()) order.push_back(m);
+                lm_addr = lm.l_next;
+            }
+        }
+    }
+    if (order.empty())
+        if (const Module* exe = modules_.main_executable()) order.push_back(exe);
+    return order;
+}
+
+void Tracer::resolve_hooks(Tid tid) {
+    const std::vector<const Module*> order = lookup_order();
+    for (const HookSpec& spec : hook_specs()) {
+        const std::string symbol(spec.symbol);
+        if (resolved_symbols_.count(symbol)) continue;
+        for (const Module* m : order) {
+            const ElfImage* image = images_.get(*m);
+            if (!image) continue;
+            // A static program has no .dynsym: its own symbol table is what it calls.
+            auto sym = dynamic_ ? image->find_dynamic(spec.symbol) : image->find_any(spec.symbol);
+            if (!sym || sym->value == 0 || !sym->is_function) continue;
+            const RemoteAddr start = m->to_remote(sym->value);
+            std::string why;
+            BreakpointSite* site = sites_.plant(tid, start, &why);
+            if (!site) {
+                warn("cannot hook " + symbol + " in " + m->path + ": " + why);
+                break;
+            }
+            // Aliases (memalign and aligned_alloc may share code): the first spec keeps the site.
+            if (site->hook < 0) {
+                site->hook = static_cast<std::int16_t>(hooks_.size());
+                hooks_.push_back(HookedFunction{spec.kind, symbol, m, start, start + std::max<std::uint64_t>(sym->size, 1)});
+                hooked_ranges_.emplace_back(start, start + std::max<std::uint64_t>(sym->size, 1));
+            }
+            resolved_symbols_.insert(symbol);
+            debug("hooked " + symbol + " at " + hex(start) + " in " + m->path);
+            break;
+        }
+    }
+    std::sort(hooked_ranges_.begin(), hooked_ranges_.end());
+    for (int s : scratch_.take_deferred_signals()) threads_[tid].deferred_signals.push_back(s);
+}
+
+bool Tracer::in_hooked_function(RemoteAddr addr) const noexcept {
+    auto it = std::upper_bound(hooked_ranges_.begin(), hooked_ranges_.end(), std::make_pair(addr, ~RemoteAddr{0}));
+    if (it == hooked_ranges_.begin()) return false;
+    --it;
+    return addr >= it->first && addr < it->second;
+}
+
+void Tracer::on_exec(Tid tid) {
+    // The old image is gone with every site and scratch chunk in it; its live blocks stay in
+    // the ledger (they were never freed).
+    if (tid != target_.pid()) {
+        // A non-leader thread exec'd: it now has the leader's pid.
+        threads_.erase(tid);
+        target_.remove_thread(tid);
+    }
+    for (Tid t : std::vector<Tid>(target_.threads().begin(), target_.threads().end()))
+        if (t != target_.pid()) target_.remove_thread(t);
+    threads_.clear();
+    sites_.forget_all();
+    scratch_.forget_all();
+    unwinder_.forget_all();
+    hooks_.clear();
+    hooked_ranges_.clear();
+    resolved_symbols_.clear();
+    unrelocatable_.clear();
+    retired_sites_.clear();
+    r_debug_ = 0;
+    initial_load_done_ = false;
+    target_.reopen_memory();
+    start(target_.pid());
+}
+
+void Tracer::on_fork(Tid parent, pid_t child, bool vfork) {
+    (void)parent;
+    // The child was auto-attached; wait for its first stop before touching it.
+    if (!early_stops_.erase(child)) {
+        Stop stop;
+        while (!target_.wait_thread(child, stop)) {
+        }
+        if (stop.kind == Stop::Kind::kExited || stop.kind == Stop::Kind::kKilled) return;
+    }
+    if (vfork) {
+        // Shares our memory: its int3s cannot be removed for it alone. Let it run through our
+        // sites until it execs or exits.
+        vfork_children_.insert(child);
+        target_.resume(child);
+        return;
+    }
+    // A forked child inherits every int3: restore its copy of the code, then let it go.
+    try {
+        RemoteMemory child_memory(child);
+        if (sites_.restore_all(child_memory) != 0) warn("could not clean breakpoints from child " + std::to_string(child));
+    } catch (const Error& e) {
+        warn(std::string("child ") + std::to_string(child) + ": " + e.what());
+    }
+    ::ptrace(PTRACE_DETACH, child, nullptr, nullptr);
+}
+
+void Tracer::handle_passenger(const Stop& stop) {
+    switch (stop.kind) {
+        case Stop::Kind::kExited:
+        case Stop::Kind::kKilled:
+            vfork_children_.erase(stop.tid);
+            return;
+        case Stop::Kind::kEvent:
+            if (stop.event == PTRACE_EVENT_EXEC) {
+                vfork_children_.erase(stop.tid);
+                ::ptrace(PTRACE_DETACH, stop.tid, nullptr, nullptr);
+                return;
+            }
+            target_.resume(stop.tid);
+            return;
+        case Stop::Kind::kGroupStop:
+            target_.listen(stop.tid);
+            return;
+        case Stop::Kind::kSignal:
+            if (stop.signal == SIGTRAP) {
+                arch::Registers regs;
+                if (target_.get_regs(stop.tid, regs)) {
+                    if (const BreakpointSite* site = sites_.find(regs.pc() - arch::kBreakpointSize)) {
+                        target_.set_pc(stop.tid, site->out_of_line);
+                        target_.resume(stop.tid);
+                        return;
+                    }
+                }
+            }
+            target_.resume(stop.tid, stop.signal);
+            return;
+    }
+}
+
+void Tracer::resume(Tid tid, int signal) {
+    if (signal == 0) {
+        auto it = threads_.find(tid);
+        if (it != threads_.end() && !it->second.deferred_signals.empty()) {
+            signal = it->second.deferred_signals.front();
+            it->second.deferred_signals.erase(it->second.deferred_signals.begin());
+        }
+    }
+    target_.resume(tid, signal);
+}
+
+void Tracer::detach() noexcept {
+    if (!target_.alive()) return;
+    std::unordered_map<Tid, int> deliver;  // signals that arrived while stopping the threads
+    for (Tid tid : target_.threads()) {
+        if (target_.is_stopped(tid)) continue;
+        target_.interrupt(tid);
+        for (;;) {
+            Stop stop;
+            try {
+                if (!target_.wait_thread(tid, stop)) continue;
+            } catch (const Error&) {
+                break;
+            }
+            // Another of our stops from before the interrupt: a trap at one of our sites.
+            if (stop.kind == Stop::Kind::kExited || stop.kind == Stop::Kind::kKilled) break;
+            if (stop.kind == Stop::Kind::kSignal) {
+                arch::Registers regs;
+                if (stop.signal == SIGTRAP && target_.get_regs(tid, regs) &&
+                    sites_.contains(regs.pc() - arch::kBreakpointSize)) {
+                    // Our int3, hit before the interrupt landed: rewind so the restored
+                    // instruction runs, and swallow the trap.
+                    target_.set_pc(tid, regs.pc() - arch::kBreakpointSize);
+                } else {
+                    deliver[tid] = stop.signal;
+                }
+            }
+            // Any ptrace-stop will do for a detach; the interrupt still queued is dropped by it.
+            break;
+        }
+    }
+    sites_.remove_all();
+    for (pid_t child : vfork_children_) ::ptrace(PTRACE_DETACH, child, nullptr, nullptr);
+    for (Tid tid : target_.threads()) {
+        auto it = deliver.find(tid);
+        int sig = it == deliver.end() ? 0 : it->second;
+        auto ts = threads_.find(tid);
+        if (sig == 0 && ts != threads_.end() && !ts->second.deferred_signals.empty()) sig = ts->second.deferred_signals.front();
+        ::ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
+    }
+    target_.detach_all();
+}
+
+std::vector<std::string> Tracer::hooked_functions() const {
+    std::vector<std::string> out;
+    for (const HookedFunction& h : hooks_) out.push_back(h.symbol + " in " + h.module->path);
+    return out;
+}
+
+}  // namespace leakcheck
