@@ -58,11 +58,12 @@ std::string format_frame(const Location& location, const SourceFrame& frame) {
     return s;
 }
 
-void write_summary(std::ostream& out, const LedgerTotals& totals) {
+void write_summary(std::ostream& out, const LedgerTotals& totals, bool show_unknown_frees) {
     out << count(totals.allocs, "allocation", "allocations") << " ("
         << count(totals.alloc_bytes, "byte", "bytes") << "), " << count(totals.frees, "free", "frees")
         << ", " << count(totals.live_bytes, "byte", "bytes") << " in "
         << count(totals.live_blocks, "block", "blocks") << " outstanding";
+    if (!show_unknown_frees) return;
     if (totals.unknown_frees == 1)
         out << ", 1 free of an unknown block";
     else if (totals.unknown_frees > 1)
@@ -116,7 +117,7 @@ void write_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modu
     }
 
     out << "Summary: ";
-    write_summary(out, ledger.totals());
+    write_summary(out, ledger.totals(), options.show_unknown_frees);
     out << '\n';
 }
 

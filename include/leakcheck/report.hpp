@@ -16,6 +16,10 @@ struct ReportOptions {
     std::size_t top = 10;          // how many stacks
     std::size_t max_frames = 32;   // frames printed per stack (PCs, before inline expansion)
     bool show_addresses = false;   // list every outstanding block of a shown stack
+    // Frees of blocks the ledger never saw allocated. After an attach these are blocks from
+    // before it; in a launched program nearly all are the allocator's own (glibc's tcache hands
+    // its cached chunks to free() when a thread exits), so launch mode leaves them out.
+    bool show_unknown_frees = false;
 };
 
 // Writes the top-stacks section ("No outstanding allocations." when there are none), then
@@ -30,7 +34,7 @@ void write_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modu
 // "12 allocations (98304 bytes), 7 frees, 40960 bytes in 5 blocks outstanding" and, when there
 // were any, ", 2 frees of unknown blocks" (singular nouns for counts of 1). No "Summary: "
 // prefix, no newline.
-void write_summary(std::ostream& out, const LedgerTotals& totals);
+void write_summary(std::ostream& out, const LedgerTotals& totals, bool show_unknown_frees = true);
 
 // One frame line without its number:
 //   "fibonacci+0x1f (fib_leak.c:12) [/path/fib_leak]"  function+offset, file basename, module
