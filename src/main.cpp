@@ -1,17 +1,19 @@
-// The command line: parses options with CLI11, runs a Session, and ends the way the traced
-// program ended (its exit status, or death by its signal, as strace does).
+// The command line: parses options with CLI11, runs a batch session, and ends the way the
+// traced program ended (its exit status, or death by its signal, as strace does).
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <memory>
 
+#include "leakcheck/batch.hpp"
 #include "leakcheck/error.hpp"
+#include "leakcheck/kernel_features.hpp"
 #include "leakcheck/log.hpp"
-#include "leakcheck/session.hpp"
 
 namespace {
 
@@ -28,31 +30,59 @@ namespace {
     _exit(128 + sig);
 }
 
+// memleak's positional form after -p: [interval [count]].
+void positional_interval_count(leakcheck::BatchOptions& options) {
+    const auto& args = options.command;
+    if (args.size() > 2) throw CLI::ValidationError("with -p, give at most an interval and a count");
+    try {
+        if (!args.empty()) options.interval_s = std::stod(args[0]);
+        if (args.size() > 1) options.count = static_cast<unsigned>(std::stoul(args[1]));
+    } catch (const std::exception&) {
+        throw CLI::ValidationError("with -p, the positional arguments are an interval in seconds and a count");
+    }
+    if (options.interval_s <= 0 && !args.empty()) throw CLI::ValidationError("the interval must be positive");
+    options.command.clear();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     using namespace leakcheck;
     CLI::App app{"leakcheck: find memory leaks in a running program, without recompiling it"};
     app.set_version_flag("--version", "leakcheck 0.1.0");
-    SessionOptions options;
+    BatchOptions options;
     std::string log_file;
     bool verbose_flag = false;
+    bool legacy = false;
+    app.add_option("-p,--pid", options.pid, "Attach to the running process PID")->check(CLI::PositiveNumber);
+    app.add_option("--interval", options.interval_s, "Print a report every S seconds (attach default: 5)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--count", options.count, "With -p: detach after N reports");
+    app.add_option("--duration", options.duration_s, "With -p: watch for S seconds, report, detach")
+        ->check(CLI::PositiveNumber);
     app.add_flag("-a,--show-addresses", options.report.show_addresses, "List the address and size of each outstanding block");
     app.add_option("-T,--top", options.report.top, "How many stacks to show (default 10)")->check(CLI::PositiveNumber);
-    app.add_option("--max-frames", options.tracer.max_frames, "Stack depth recorded and shown (default 32)")
+    app.add_option("--max-frames", options.session.tracer.max_frames, "Stack depth recorded and shown (default 32)")
         ->check(CLI::Range(1, 256));
     app.add_option("--log-file", log_file, "Write leakcheck's output to FILE instead of stderr");
+    app.add_flag("--legacy-kernel", legacy, "Use only what Linux 3.2 offers (PTRACE_ATTACH, no EXITKILL...)");
     app.add_flag("-v,--verbose", verbose_flag, "Say what leakcheck hooks and counts");
-    app.add_option("command", options.command, "Program to run, and its arguments (after --)")->required();
-    app.footer("Example: leakcheck -- ./server --port 8080");
+    app.add_option("command", options.command, "Program to run and its arguments (after --); with -p: [interval [count]]");
+    app.footer("Examples:\n  leakcheck -- ./server --port 8080\n  leakcheck -p 4242 10 6      (report every 10 s, 6 times, then detach)");
 
     try {
         app.parse(argc, argv);
+        if (options.pid) positional_interval_count(options);
+        else if (options.command.empty()) throw CLI::RequiredError("a program to run (after --) or -p PID");
+        if (!options.pid && (options.count || options.duration_s > 0))
+            throw CLI::ValidationError("--count and --duration go with -p");
     } catch (const CLI::ParseError& e) {
         const int rc = app.exit(e);
         return rc == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
     }
-    options.report.max_frames = options.tracer.max_frames;
+    options.report.max_frames = options.session.tracer.max_frames;
+    options.report.show_unknown_frees = options.pid != 0;
+    if (legacy) use_legacy_kernel_features();
 
     std::unique_ptr<std::ofstream> log;
     if (!log_file.empty()) {
@@ -66,10 +96,9 @@ int main(int argc, char** argv) {
     set_verbose(verbose_flag);
     install_signal_handlers();
 
-    SessionResult result;
+    BatchResult result;
     try {
-        Session session(std::move(options));
-        result = session.run_launch();
+        result = run_batch(options);
     } catch (const Error& e) {
         std::cerr << "leakcheck: " << e.what() << '\n';
         if (log) *log << "leakcheck: " << e.what() << '\n';

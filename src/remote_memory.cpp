@@ -3,6 +3,7 @@
 #include "leakcheck/remote_memory.hpp"
 
 #include <fcntl.h>
+#include <cerrno>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "leakcheck/error.hpp"
+#include "leakcheck/kernel_features.hpp"
 
 namespace leakcheck {
 
@@ -25,7 +27,14 @@ RemoteMemory::~RemoteMemory() {
 
 std::size_t RemoteMemory::read(RemoteAddr addr, std::span<std::uint8_t> out) const noexcept {
     std::size_t done = 0;
+    const bool vm_readv = kernel_features().process_vm_readv;
     while (done < out.size()) {
+        if (!vm_readv) {
+            const ssize_t m = ::pread(mem_fd_, out.data() + done, out.size() - done, static_cast<off_t>(addr + done));
+            if (m <= 0) break;
+            done += static_cast<std::size_t>(m);
+            continue;
+        }
         iovec local{out.data() + done, out.size() - done};
         iovec remote{reinterpret_cast<void*>(addr + done), out.size() - done};
         const ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
@@ -33,6 +42,7 @@ std::size_t RemoteMemory::read(RemoteAddr addr, std::span<std::uint8_t> out) con
             done += static_cast<std::size_t>(n);
             continue;
         }
+        if (n < 0 && errno == ENOSYS) kernel_features().process_vm_readv = false;  // before 3.2
         // process_vm_readv stops at the first unreadable page; /proc/PID/mem can read pages
         // that are mapped without read permission (e.g. PROT_NONE guard pages are still an
         // error there, which is what we want).

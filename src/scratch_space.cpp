@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "leakcheck/error.hpp"
+#include "leakcheck/kernel_features.hpp"
 #include "leakcheck/remote_syscall.hpp"
 
 namespace leakcheck {
@@ -38,7 +39,35 @@ RemoteAddr ScratchSpace::place(Tid tid, RemoteAddr near, std::span<const std::ui
         throw Error::from_errno("cannot write scratch code at 0x" + (std::ostringstream() << std::hex << addr).str());
     // Keep slots 16-byte aligned, as compilers align branch targets.
     chunk.used += (code.size() + 15) & ~std::size_t{15};
+    // Record it in the chunk, so a later attach never hands out a slot that is in use.
+    const auto used = static_cast<std::uint32_t>(chunk.used);
+    target_.memory().write(chunk.start + kUsedOffset, {reinterpret_cast<const std::uint8_t*>(&used), sizeof used});
     return addr;
+}
+
+std::size_t ScratchSpace::adopt_existing() {
+    std::ifstream maps("/proc/" + std::to_string(target_.pid()) + "/maps");
+    std::string line;
+    std::size_t found = 0;
+    while (std::getline(maps, line)) {
+        RemoteAddr lo = 0, hi = 0;
+        char perms[8] = {};
+        unsigned long long offset = 0, inode = 0;
+        char dev[16] = {};
+        if (std::sscanf(line.c_str(), "%lx-%lx %7s %llx %15s %llu", &lo, &hi, perms, &offset, dev, &inode) != 6) continue;
+        if (hi - lo != kChunkSize || std::string_view(perms) != "r-xp" || inode != 0) continue;
+        std::array<std::uint8_t, kFirstSlot> header{};
+        if (!target_.memory().read_exact(lo, header)) continue;
+        if (std::memcmp(header.data(), kMarker.data(), kMarker.size()) != 0) continue;
+        std::uint32_t used = 0;
+        std::memcpy(&used, header.data() + kUsedOffset, sizeof used);
+        if (used < kFirstSlot || used > kChunkSize) continue;
+        if (std::none_of(chunks_.begin(), chunks_.end(), [&](const Chunk& c) { return c.start == lo; })) {
+            chunks_.push_back({lo, used});
+            ++found;
+        }
+    }
+    return found;
 }
 
 ScratchSpace::Chunk& ScratchSpace::chunk_near(Tid tid, RemoteAddr near, std::size_t size) {
@@ -48,6 +77,8 @@ ScratchSpace::Chunk& ScratchSpace::chunk_near(Tid tid, RemoteAddr near, std::siz
     // Marker (for a later attach to recognise and reuse) and the permanent syscall stub.
     std::array<std::uint8_t, kFirstSlot> header{};
     std::memcpy(header.data(), kMarker.data(), kMarker.size());
+    const auto first = static_cast<std::uint32_t>(kFirstSlot);
+    std::memcpy(header.data() + kUsedOffset, &first, sizeof first);
     const auto sc = arch::syscall_instruction();
     std::memcpy(header.data() + kStubOffset, sc.data(), sc.size());
     header[kStubOffset + sc.size()] = arch::kBreakpointByte;
@@ -77,7 +108,7 @@ RemoteAddr ScratchSpace::map_chunk(Tid tid, RemoteAddr near) {
     {
         RemoteSyscall sys(target_, tid, stub_addr);
         result = sys.call(SYS_mmap, hint, kChunkSize, PROT_READ | PROT_EXEC,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<std::uint64_t>(-1), 0);
+                          MAP_PRIVATE | MAP_ANONYMOUS | (kernel_features().map_fixed_noreplace ? MAP_FIXED_NOREPLACE : 0), static_cast<std::uint64_t>(-1), 0);
         for (int s : sys.deferred_signals()) deferred_.push_back(s);
     }
     if (!saved.empty()) target_.memory().write(stub_addr, saved);
@@ -117,8 +148,9 @@ RemoteAddr ScratchSpace::find_gap(RemoteAddr near) const {
         RemoteAddr candidate = gap_hi <= near ? gap_hi - kChunkSize
                                               : std::max(gap_lo, std::min(near & ~RemoteAddr{0xfff}, gap_hi - kChunkSize));
         if (!near_enough(candidate, near)) return;
-        // Prefer below `near`: count a range above as farther than it is.
-        const RemoteAddr distance = candidate < near ? near - candidate : (candidate - near) * 4;
+        // Any room below `near` beats all room above: above an executable is where its heap
+        // (brk) grows.
+        const RemoteAddr distance = candidate < near ? near - candidate : (candidate - near) + (1ULL << 62);
         if (distance < best_distance) best = candidate, best_distance = distance;
     };
     for (const auto& [lo, hi] : used) {

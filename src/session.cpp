@@ -1,9 +1,10 @@
-// The launch-mode run loop. leakcheck shares the terminal's process group with the program,
-// so Ctrl-C reaches the program directly, exactly as without leakcheck; leakcheck only notes
-// it. SIGTERM and SIGHUP sent to leakcheck are passed on to the program.
+// Session operations over Target + Tracer + Ledger. The wait loop sleeps in waitpid; a signal
+// to leakcheck (or the interval timer's SIGALRM) interrupts it, so deadlines and Ctrl-C are
+// seen within one stop.
 #include "leakcheck/session.hpp"
 
 #include <signal.h>
+#include <sys/time.h>
 
 #include <cstring>
 
@@ -14,22 +15,38 @@ namespace leakcheck {
 namespace {
 
 volatile sig_atomic_t g_pending_signal = 0;
+volatile sig_atomic_t g_alarm = 0;
 
-void on_signal(int sig) { g_pending_signal = sig; }
+void on_signal(int sig) {
+    if (sig == SIGALRM) g_alarm = 1;
+    else g_pending_signal = sig;
+}
+
+// Arms a one-shot SIGALRM for the deadline, so a blocked waitpid returns in time.
+void arm_timer(std::uint64_t deadline_ns) {
+    itimerval timer{};
+    if (deadline_ns != 0) {
+        const std::uint64_t now = now_ns();
+        const std::uint64_t left = deadline_ns > now ? deadline_ns - now : 1000;
+        timer.it_value.tv_sec = static_cast<time_t>(left / 1000000000ULL);
+        timer.it_value.tv_usec = static_cast<suseconds_t>((left % 1000000000ULL) / 1000 + 1);
+    }
+    setitimer(ITIMER_REAL, &timer, nullptr);
+}
+
+}  // namespace
 
 std::string signal_name(int sig) {
     const char* abbrev = sigabbrev_np(sig);
     return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
-}  // namespace
-
 void install_signal_handlers() {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;  // no SA_RESTART: waitpid must return so the flag is seen
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) sigaction(sig, &sa, nullptr);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGALRM}) sigaction(sig, &sa, nullptr);
 }
 
 int take_pending_signal() noexcept {
@@ -39,54 +56,94 @@ int take_pending_signal() noexcept {
 }
 
 Session::Session(SessionOptions options) : options_(std::move(options)) {}
-Session::~Session() = default;
 
-SessionResult Session::run_launch() {
-    auto target = Target::launch(LaunchOptions{options_.command});
-    Tracer tracer(*target, ledger_, modules_, options_.tracer);
-    try {
-        tracer.start(target->pid());
-        target->resume(target->pid());
-        while (target->alive()) {
-            Stop stop;
-            if (!target->wait(stop)) {
-                const int sig = take_pending_signal();
-                // Ctrl-C and Ctrl-\ came from the terminal to the program as well.
-                if (sig == SIGTERM || sig == SIGHUP) ::kill(target->pid(), sig);
-                continue;
-            }
-            tracer.handle(stop);
-        }
-    } catch (const Error& e) {
-        if (e.code() == ExitCode::kNoAllocator) {
-            target->kill();  // it has run none of its own code yet
-            throw;
-        }
-        log_stream() << "leakcheck: error: " << e.what() << "; detaching, the program runs on untraced\n";
-        tracer.detach();
-        write_final_report();
-        return SessionResult{static_cast<int>(e.code()), 0};
-    }
-
-    const ProcessEnd& end = tracer.end();
-    if (verbose()) {
-        const TracerStats& st = tracer.stats();
-        debug("stops " + std::to_string(st.stops) + ", entries " + std::to_string(st.entry_hits) + ", returns " +
-              std::to_string(st.return_hits) + ", nested " + std::to_string(st.nested_calls));
-    }
-    if (end.signaled) {
-        log_stream() << "leakcheck: program terminated by signal " << signal_name(end.signal)
-                     << (end.core_dumped ? " (core dumped)" : "") << '\n';
-    } else {
-        log_stream() << "leakcheck: program exited with status " << end.exit_code << '\n';
-    }
-    write_final_report();
-    return end.signaled ? SessionResult{128 + end.signal, end.signal} : SessionResult{end.exit_code, 0};
+Session::~Session() {
+    if (!alive()) return;
+    if (attached()) detach();
+    else kill();
 }
 
-void Session::write_final_report() {
-    write_report(log_stream(), ledger_, modules_, symbolizer_, options_.report);
-    log_stream().flush();
+void Session::launch(const std::vector<std::string>& command) {
+    target_ = Target::launch(LaunchOptions{command});
+    tracer_ = std::make_unique<Tracer>(*target_, ledger_, modules_, options_.tracer);
+    try {
+        tracer_->start(target_->pid());
+    } catch (const Error&) {
+        target_->kill();  // it has run none of its own code yet
+        throw;
+    }
+}
+
+void Session::attach(pid_t pid) {
+    target_ = Target::attach(pid);
+    tracer_ = std::make_unique<Tracer>(*target_, ledger_, modules_, options_.tracer);
+    try {
+        tracer_->start_attached();
+    } catch (const Error& e) {
+        tracer_->detach();  // restores anything planted so far
+        throw;
+    }
+    tracer_->resume_all();
+}
+
+RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
+    if (!alive()) return RunEnd::kExited;
+    tracer_->resume_all();
+    arm_timer(deadline_ns);
+    RunEnd why = RunEnd::kExited;
+    try {
+        for (;;) {
+            if (!target_->alive()) break;
+            if (const int sig = take_pending_signal()) {
+                if (signal) *signal = sig;
+                why = RunEnd::kSignal;
+                break;
+            }
+            if (deadline_ns != 0 && (g_alarm || now_ns() >= deadline_ns)) {
+                why = RunEnd::kDeadline;
+                break;
+            }
+            Stop stop;
+            if (!target_->wait(stop)) continue;  // interrupted: look at the flags
+            tracer_->handle(stop);
+        }
+    } catch (const Error& e) {
+        arm_timer(0);
+        g_alarm = 0;
+        log_stream() << "leakcheck: error: " << e.what() << "; detaching, the program runs on untraced\n";
+        tracer_->detach();
+        throw;
+    }
+    arm_timer(0);
+    g_alarm = 0;
+    if (!target_->alive()) {
+        end_ = tracer_->end();
+        return RunEnd::kExited;
+    }
+    return why;
+}
+
+void Session::stop() {
+    if (alive()) tracer_->stop_all();
+}
+
+void Session::resume() {
+    if (alive()) tracer_->resume_all();
+}
+
+void Session::detach() {
+    if (alive()) tracer_->detach();
+}
+
+void Session::kill() {
+    if (target_ && target_->alive()) target_->kill();
+}
+
+const ProcessEnd& Session::end() const noexcept { return tracer_ && tracer_->end().ended ? tracer_->end() : end_; }
+
+void Session::write_report(std::ostream& out, const ReportOptions& options) {
+    leakcheck::write_report(out, ledger_, modules_, symbolizer_, options);
+    out.flush();
 }
 
 }  // namespace leakcheck

@@ -6,21 +6,70 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #include "leakcheck/error.hpp"
+#include "leakcheck/kernel_features.hpp"
 
 namespace leakcheck {
 namespace {
 
+// EXITKILL only for programs we launched: an attached process must outlive leakcheck.
 constexpr long kTraceOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT |
-                               PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_EXITKILL;
+                               PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK;
+
+// Fields of /proc/PID/status we check before attaching.
+struct ProcStatus {
+    bool exists = false;
+    char state = '?';
+    pid_t tracer = 0;
+    uid_t uid = 0;
+    std::string name;
+};
+
+ProcStatus read_status(pid_t pid) {
+    ProcStatus st;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    if (!in) return st;
+    st.exists = true;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("Name:", 0) == 0) st.name = line.substr(line.find_first_not_of(" \t", 5));
+        else if (line.rfind("State:", 0) == 0) st.state = line[line.find_first_not_of(" \t", 6)];
+        else if (line.rfind("TracerPid:", 0) == 0) st.tracer = std::atoi(line.c_str() + 10);
+        else if (line.rfind("Uid:", 0) == 0) st.uid = static_cast<uid_t>(std::atoi(line.c_str() + 4));
+    }
+    return st;
+}
+
+pid_t read_tgid(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("Tgid:", 0) == 0) return std::atoi(line.c_str() + 5);
+    return pid;
+}
+
+std::vector<Tid> list_threads(pid_t pid) {
+    std::vector<Tid> tids;
+    const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.') tids.push_back(static_cast<Tid>(std::atoi(e->d_name)));
+        ::closedir(d);
+    }
+    return tids;
+}
 
 // execvp's lookup, done before forking so a missing program is a clear error, not a child
 // that exits 127 under the tracer.
@@ -62,10 +111,116 @@ std::string resolve_program(const std::string& name) {
 
 }  // namespace
 
-Target::Target(pid_t pid) : pid_(pid) { threads_.insert(pid); }
+Target::Target(pid_t pid, bool launched) : pid_(pid), launched_(launched) {
+    if (launched) threads_.insert(pid);
+}
 
 Target::~Target() {
-    if (alive_) kill();
+    if (!alive_) return;
+    if (launched_) kill();
+    else detach_all();
+}
+
+std::unique_ptr<Target> Target::attach(pid_t pid) {
+    const std::string who = "process " + std::to_string(pid);
+    if (pid <= 0) throw Error("invalid PID " + std::to_string(pid), ExitCode::kUsage);
+    if (pid == ::getpid()) throw Error("cannot attach to leakcheck itself", ExitCode::kUsage);
+    if (pid == ::getppid()) throw Error("cannot attach to leakcheck's own parent (" + who + ")", ExitCode::kUsage);
+    const ProcStatus status = read_status(pid);
+    if (!status.exists) throw Error("no such process: " + std::to_string(pid), ExitCode::kNoSuchProcess);
+    if (status.state == 'Z' || status.state == 'X')
+        throw Error(who + " (" + status.name + ") is a zombie: it has exited and has no memory to watch",
+                    ExitCode::kNoSuchProcess);
+    if (status.tracer != 0) {
+        const ProcStatus tracer = read_status(status.tracer);
+        throw Error(who + " (" + status.name + ") is already traced by process " + std::to_string(status.tracer) +
+                        (tracer.name.empty() ? "" : " (" + tracer.name + ")") + "; only one tracer at a time",
+                    ExitCode::kAlreadyTraced);
+    }
+    if (std::to_string(pid) != std::to_string(read_tgid(pid)))
+        throw Error(std::to_string(pid) + " is a thread of process " + std::to_string(read_tgid(pid)) +
+                        "; give the process ID", ExitCode::kUsage);
+
+    std::unique_ptr<Target> target(new Target(pid, false));
+    target->seized_ = kernel_features().ptrace_seize;
+    // Threads may be created while we attach: repeat until a pass finds no new one. Once a
+    // thread is attached, the threads it creates are attached by the kernel (TRACECLONE).
+    for (bool found_new = true; found_new;) {
+        found_new = false;
+        for (Tid tid : list_threads(pid)) {
+            if (target->threads_.count(tid)) continue;
+            target->seize_thread(tid);
+            found_new = true;
+        }
+    }
+    if (target->threads_.empty()) throw Error("no such process: " + std::to_string(pid), ExitCode::kNoSuchProcess);
+    for (Tid tid : std::vector<Tid>(target->threads_.begin(), target->threads_.end())) target->wait_attached(tid);
+    target->memory_ = std::make_unique<RemoteMemory>(pid);
+    return target;
+}
+
+void Target::seize_thread(Tid tid) {
+    long options = kTraceOptions;
+    long rc = -1;
+    if (seized_) {
+        rc = ::ptrace(PTRACE_SEIZE, tid, nullptr, options);
+        if (rc != 0 && (errno == EIO || errno == EINVAL) && threads_.empty()) {
+            kernel_features().ptrace_seize = false;  // before 3.4
+            seized_ = false;
+        } else if (rc == 0) {
+            ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+        }
+    }
+    if (!seized_) {
+        rc = ::ptrace(PTRACE_ATTACH, tid, nullptr, nullptr);
+    }
+    if (rc != 0) {
+        const int err = errno;
+        if (err == ESRCH) {
+            if (tid == pid_) throw Error("no such process: " + std::to_string(pid_), ExitCode::kNoSuchProcess);
+            return;  // the thread exited meanwhile
+        }
+        if (err == EPERM) {
+            std::string hint;
+            std::ifstream scope("/proc/sys/kernel/yama/ptrace_scope");
+            int level = 0;
+            if (scope >> level && level > 0)
+                hint = " (kernel.yama.ptrace_scope is " + std::to_string(level) +
+                       "; run as root or with CAP_SYS_PTRACE, or lower it)";
+            else if (read_status(pid_).uid != ::getuid() && ::geteuid() != 0)
+                hint = " (it belongs to another user; run as that user or as root)";
+            throw Error("not permitted to trace process " + std::to_string(pid_) + hint, ExitCode::kPermission);
+        }
+        errno = err;
+        throw Error::from_errno("cannot attach to thread " + std::to_string(tid), ExitCode::kPermission);
+    }
+    threads_.insert(tid);
+}
+
+// Waits for a newly attached thread's first stop. Signals that arrive first are kept for
+// delivery at its next resume.
+void Target::wait_attached(Tid tid) {
+    for (;;) {
+        Stop stop;
+        if (!wait_thread(tid, stop)) continue;
+        if (stop.kind == Stop::Kind::kExited || stop.kind == Stop::Kind::kKilled) {
+            threads_.erase(tid);
+            return;
+        }
+        if (!seized_) {
+            // PTRACE_ATTACH stops the thread with a SIGSTOP of ours: swallow it, once.
+            if (stop.kind == Stop::Kind::kSignal && stop.signal == SIGSTOP) break;
+            if (stop.kind == Stop::Kind::kSignal) defer_signal(tid, stop.signal);
+            ::ptrace(PTRACE_CONT, tid, nullptr, nullptr);
+            continue;
+        }
+        if (stop.kind == Stop::Kind::kSignal) {
+            // A signal-delivery-stop is a ptrace-stop too; the interrupt will follow later.
+            defer_signal(tid, stop.signal);
+        }
+        break;
+    }
+    if (!seized_) ::ptrace(PTRACE_SETOPTIONS, tid, nullptr, kTraceOptions);
 }
 
 std::unique_ptr<Target> Target::launch(const LaunchOptions& options) {
@@ -97,14 +252,21 @@ std::unique_ptr<Target> Target::launch(const LaunchOptions& options) {
         ::close(err_pipe[0]);
         throw Error("the program did not start", ExitCode::kInternal);
     }
-    if (::ptrace(PTRACE_SEIZE, child, nullptr, kTraceOptions) != 0) {
+    long trace_options = kTraceOptions | (kernel_features().ptrace_exitkill ? PTRACE_O_EXITKILL : 0);
+    long rc = ::ptrace(PTRACE_SEIZE, child, nullptr, trace_options);
+    if (rc != 0 && errno == EINVAL && (trace_options & PTRACE_O_EXITKILL)) {
+        kernel_features().ptrace_exitkill = false;  // before 3.8
+        trace_options &= ~PTRACE_O_EXITKILL;
+        rc = ::ptrace(PTRACE_SEIZE, child, nullptr, trace_options);
+    }
+    if (rc != 0) {
         const Error e = Error::from_errno("ptrace(PTRACE_SEIZE)", ExitCode::kPermission);
         ::kill(child, SIGKILL);
         ::waitpid(child, &status, 0);
         ::close(err_pipe[0]);
         throw e;
     }
-    std::unique_ptr<Target> target(new Target(child));
+    std::unique_ptr<Target> target(new Target(child, true));
     ::kill(child, SIGCONT);
 
     // Run the child up to its exec; swallow the job-control noise of our own SIGSTOP/SIGCONT.
@@ -192,13 +354,23 @@ bool Target::wait_thread(Tid tid, Stop& stop) {
 
 bool Target::resume(Tid tid, int signal) noexcept {
     stopped_.erase(tid);
+    if (signal == 0) {
+        auto it = deferred_.find(tid);
+        if (it != deferred_.end() && !it->second.empty()) {
+            signal = it->second.front();
+            it->second.erase(it->second.begin());
+        }
+    }
     return ::ptrace(PTRACE_CONT, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(signal))) == 0;
 }
 
 bool Target::listen(Tid tid) noexcept {
     stopped_.erase(tid);
     return ::ptrace(PTRACE_LISTEN, tid, nullptr, nullptr) == 0; }
-bool Target::interrupt(Tid tid) noexcept { return ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0; }
+bool Target::interrupt(Tid tid) noexcept {
+    if (seized_) return ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0;
+    return ::syscall(SYS_tgkill, pid_, tid, SIGSTOP) == 0;
+}
 
 bool Target::get_regs(Tid tid, arch::Registers& regs) noexcept {
     return ::ptrace(PTRACE_GETREGS, tid, nullptr, regs.raw()) == 0;
@@ -226,8 +398,14 @@ unsigned long Target::event_message(Tid tid) noexcept {
 }
 
 void Target::detach_all() noexcept {
-    for (Tid tid : threads_) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    for (Tid tid : threads_) {
+        int sig = 0;
+        auto it = deferred_.find(tid);
+        if (it != deferred_.end() && !it->second.empty()) sig = it->second.front();
+        ::ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
+    }
     threads_.clear();
+    deferred_.clear();
     stopped_.clear();
     alive_ = false;
 }

@@ -72,6 +72,20 @@ void Tracer::start(Tid tid) {
     }
 }
 
+void Tracer::start_attached() {
+    for (Tid tid : target_.threads()) threads_[tid];
+    const Tid tid = target_.pid();
+    scratch_.adopt_existing();
+    modules_.refresh(target_.pid());
+    const Module* exe = modules_.main_executable();
+    const ElfImage* exe_image = exe ? images_.get(*exe) : nullptr;
+    dynamic_ = exe_image && exe_image->has_interpreter();
+    if (dynamic_) plant_rendezvous(tid);
+    resolve_hooks(tid);
+    initial_load_done_ = true;
+    require_allocator();
+}
+
 void Tracer::plant_rendezvous(Tid tid) {
     for (const auto& m : modules_.modules()) {
         if (!m->loaded) continue;
@@ -102,6 +116,19 @@ void Tracer::require_allocator() const {
 
 void Tracer::handle(const Stop& stop) {
     ++stats_.stops;
+    if (auto owed = interrupts_owed_.find(stop.tid); owed != interrupts_owed_.end()) {
+        // The stop an interrupt of ours asked for: leave the thread parked.
+        const bool ours = target_.seized()
+                              ? (stop.kind == Stop::Kind::kEvent && stop.event == PTRACE_EVENT_STOP) ||
+                                    stop.kind == Stop::Kind::kGroupStop
+                              : stop.kind == Stop::Kind::kSignal && stop.signal == SIGSTOP;
+        if (ours) {
+            interrupts_owed_.erase(owed);
+            if (stop.kind == Stop::Kind::kGroupStop) group_stopped_.insert(stop.tid);
+            return;
+        }
+        if (stop.kind == Stop::Kind::kExited || stop.kind == Stop::Kind::kKilled) interrupts_owed_.erase(owed);
+    }
     if (vfork_children_.count(stop.tid)) return handle_passenger(stop);
     if (!target_.threads().count(stop.tid) && stop.kind != Stop::Kind::kExited &&
         stop.kind != Stop::Kind::kKilled) {
@@ -343,7 +370,7 @@ void Tracer::resolve_hooks(Tid tid) {
         }
     }
     std::sort(hooked_ranges_.begin(), hooked_ranges_.end());
-    for (int s : scratch_.take_deferred_signals()) threads_[tid].deferred_signals.push_back(s);
+    for (int s : scratch_.take_deferred_signals()) target_.defer_signal(tid, s);
 }
 
 bool Tracer::in_hooked_function(RemoteAddr addr) const noexcept {
@@ -437,56 +464,41 @@ void Tracer::handle_passenger(const Stop& stop) {
     }
 }
 
-void Tracer::resume(Tid tid, int signal) {
-    if (signal == 0) {
-        auto it = threads_.find(tid);
-        if (it != threads_.end() && !it->second.deferred_signals.empty()) {
-            signal = it->second.deferred_signals.front();
-            it->second.deferred_signals.erase(it->second.deferred_signals.begin());
-        }
+void Tracer::resume(Tid tid, int signal) { target_.resume(tid, signal); }
+
+void Tracer::stop_all() {
+    for (Tid tid : target_.threads()) {
+        if (target_.is_stopped(tid) || interrupts_owed_.count(tid)) continue;
+        if (target_.interrupt(tid)) interrupts_owed_[tid] = 1;
     }
-    target_.resume(tid, signal);
+    while (target_.alive() && !interrupts_owed_.empty()) {
+        Stop stop;
+        if (!target_.wait(stop)) continue;
+        handle(stop);
+    }
+}
+
+void Tracer::resume_all() {
+    for (Tid tid : std::vector<Tid>(target_.threads().begin(), target_.threads().end())) {
+        if (!target_.is_stopped(tid)) continue;
+        if (group_stopped_.erase(tid) && target_.seized()) target_.listen(tid);
+        else target_.resume(tid);
+    }
 }
 
 void Tracer::detach() noexcept {
     if (!target_.alive()) return;
-    std::unordered_map<Tid, int> deliver;  // signals that arrived while stopping the threads
-    for (Tid tid : target_.threads()) {
-        if (target_.is_stopped(tid)) continue;
-        target_.interrupt(tid);
-        for (;;) {
-            Stop stop;
-            try {
-                if (!target_.wait_thread(tid, stop)) continue;
-            } catch (const Error&) {
-                break;
-            }
-            // Another of our stops from before the interrupt: a trap at one of our sites.
-            if (stop.kind == Stop::Kind::kExited || stop.kind == Stop::Kind::kKilled) break;
-            if (stop.kind == Stop::Kind::kSignal) {
-                arch::Registers regs;
-                if (stop.signal == SIGTRAP && target_.get_regs(tid, regs) &&
-                    sites_.contains(regs.pc() - arch::kBreakpointSize)) {
-                    // Our int3, hit before the interrupt landed: rewind so the restored
-                    // instruction runs, and swallow the trap.
-                    target_.set_pc(tid, regs.pc() - arch::kBreakpointSize);
-                } else {
-                    deliver[tid] = stop.signal;
-                }
-            }
-            // Any ptrace-stop will do for a detach; the interrupt still queued is dropped by it.
-            break;
-        }
+    try {
+        // Every thread parked at a stop of ours: none is between an int3 and its resume, and
+        // a thread inside an out-of-line copy just runs on (the scratch stays mapped).
+        stop_all();
+    } catch (const Error& e) {
+        warn(std::string("while stopping threads to detach: ") + e.what());
     }
+    if (!target_.alive()) return;
     sites_.remove_all();
     for (pid_t child : vfork_children_) ::ptrace(PTRACE_DETACH, child, nullptr, nullptr);
-    for (Tid tid : target_.threads()) {
-        auto it = deliver.find(tid);
-        int sig = it == deliver.end() ? 0 : it->second;
-        auto ts = threads_.find(tid);
-        if (sig == 0 && ts != threads_.end() && !ts->second.deferred_signals.empty()) sig = ts->second.deferred_signals.front();
-        ::ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
-    }
+    vfork_children_.clear();
     target_.detach_all();
 }
 

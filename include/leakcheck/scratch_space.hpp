@@ -31,10 +31,14 @@ public:
     [[nodiscard]] std::size_t chunk_count() const noexcept { return chunks_.size(); }
     // After exec the old address space is gone.
     void forget_all() noexcept { chunks_.clear(); }
+    // Takes over the chunks an earlier leakcheck left in the process (found by their marker),
+    // so attaching again and again maps nothing new. Returns how many were found.
+    std::size_t adopt_existing();
     // Deferred signals collected by injected syscalls; taken by the caller.
     std::vector<int> take_deferred_signals() { return std::exchange(deferred_, {}); }
 
 private:
+    static constexpr std::size_t kUsedOffset = 24;  // uint32: bytes of the chunk in use
     static constexpr std::size_t kStubOffset = 32;
     static constexpr std::size_t kFirstSlot = 64;
     struct Chunk {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -40,12 +41,17 @@ public:
     // Starts the program stopped at its exec (before its dynamic linker runs any code).
     // Throws Error with kNotFound / kNotExecutable for a program that cannot be run.
     static std::unique_ptr<Target> launch(const LaunchOptions& options);
+    // Seizes every thread of a running process and stops them all. Throws Error with
+    // kNoSuchProcess, kPermission, kAlreadyTraced or kUsage (itself, its parent).
+    static std::unique_ptr<Target> attach(pid_t pid);
     ~Target();
     Target(const Target&) = delete;
     Target& operator=(const Target&) = delete;
 
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
     [[nodiscard]] bool alive() const noexcept { return alive_; }
+    // Launched by us (killed if leakcheck fails early) or attached (only ever detached).
+    [[nodiscard]] bool launched() const noexcept { return launched_; }
     [[nodiscard]] RemoteMemory& memory() noexcept { return *memory_; }
     [[nodiscard]] const std::unordered_set<Tid>& threads() const noexcept { return threads_; }
 
@@ -55,10 +61,15 @@ public:
     // Waits for a stop of one thread only.
     bool wait_thread(Tid tid, Stop& stop);
 
-    // Resumes with a signal to deliver (0 for none). False if the thread is gone.
+    // Resumes with a signal to deliver (0: the oldest deferred one, if any). False if the
+    // thread is gone.
     bool resume(Tid tid, int signal = 0) noexcept;
     bool listen(Tid tid) noexcept;  // leave a group-stop to the kernel (SEIZE semantics)
+    // Asks a running thread to stop (PTRACE_INTERRUPT; SIGSTOP on legacy kernels).
     bool interrupt(Tid tid) noexcept;
+    // A signal that arrived while leakcheck had the thread busy; delivered at its next resume.
+    void defer_signal(Tid tid, int signal) { deferred_[tid].push_back(signal); }
+    [[nodiscard]] bool seized() const noexcept { return seized_; }
     bool get_regs(Tid tid, arch::Registers& regs) noexcept;
     bool set_regs(Tid tid, const arch::Registers& regs) noexcept;
     bool set_pc(Tid tid, RemoteAddr pc) noexcept;  // one word, cheaper than set_regs
@@ -82,14 +93,19 @@ public:
     void kill() noexcept;
 
 private:
-    explicit Target(pid_t pid);
+    Target(pid_t pid, bool launched);
+    void seize_thread(Tid tid);
+    void wait_attached(Tid tid);
     Stop decode(Tid tid, int status) noexcept;
 
     pid_t pid_;
     bool alive_ = true;
+    bool launched_ = true;
+    bool seized_ = true;
     std::unique_ptr<RemoteMemory> memory_;
     std::unordered_set<Tid> threads_;
     std::unordered_set<Tid> stopped_;
+    std::unordered_map<Tid, std::vector<int>> deferred_;
 };
 
 }  // namespace leakcheck

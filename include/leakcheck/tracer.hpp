@@ -52,6 +52,9 @@ public:
     // At the exec stop of thread `tid`: hooks the allocator now (static program) or plants the
     // dynamic linker's rendezvous so hooks go in as soon as libraries are mapped.
     void start(Tid tid);
+    // For a process attached while running (all threads stopped): takes over scratch chunks of
+    // an earlier attach, finds the dynamic linker's state and hooks the allocator now.
+    void start_attached();
     // Handles one stop and resumes what should run. Throws Error only for leakcheck's own
     // failures (e.g. no allocator found).
     void handle(const Stop& stop);
@@ -66,6 +69,11 @@ public:
     // ours that are still pending, restores every byte written into code, detaches. The
     // scratch chunks stay mapped (a signal frame may return into one).
     void detach() noexcept;
+
+    // Brings every thread to a ptrace-stop, handling (and resuming) whatever else stops first.
+    void stop_all();
+    // Resumes every stopped thread (a thread in a group-stop is left to the kernel).
+    void resume_all();
 
 private:
     struct HookedFunction {
@@ -91,7 +99,6 @@ private:
         RemoteAddr last_entry_sp = 0;
         RemoteAddr last_entry_return = 0;
         RemoteAddr last_entry_site = 0;
-        std::vector<int> deferred_signals;
     };
 
     void handle_event(const Stop& stop);
@@ -125,6 +132,8 @@ private:
     std::unordered_map<Tid, Stop> early_stops_;  // stops of tids not yet announced by an event
     std::unordered_set<pid_t> vfork_children_;    // share our memory until they exec or exit
     std::unordered_set<RemoteAddr> retired_sites_;
+    std::unordered_map<Tid, int> interrupts_owed_;  // interrupts asked for and not yet seen
+    std::unordered_set<Tid> group_stopped_;        // parked in a group-stop: resume with LISTEN
     std::unordered_set<RemoteAddr> unrelocatable_;
     RemoteAddr r_debug_ = 0;                      // the dynamic linker's struct r_debug
     bool dynamic_ = false;

@@ -1,0 +1,123 @@
+// Batch policies over a Session. In launch mode leakcheck shares the terminal's process group
+// with the program, so Ctrl-C reaches the program directly and leakcheck only notes it; a
+// signal sent to leakcheck alone (kill) is passed on. In attach mode any of SIGINT, SIGTERM,
+// SIGHUP or SIGQUIT ends the watch: detach, final report, exit 0.
+#include "leakcheck/batch.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "leakcheck/error.hpp"
+#include "leakcheck/log.hpp"
+
+namespace leakcheck {
+namespace {
+
+std::uint64_t seconds_to_ns(double s) { return static_cast<std::uint64_t>(s * 1e9); }
+
+std::string process_name(pid_t pid) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    return name;
+}
+
+void periodic_report(Session& session, const ReportOptions& base) {
+    ReportOptions options = base;
+    session.write_report(log_stream(), options);
+}
+
+void final_report(Session& session, const ReportOptions& base) {
+    ReportOptions options = base;
+    session.write_report(log_stream(), options);
+}
+
+BatchResult run_launched(const BatchOptions& options) {
+    Session session(options.session);
+    session.launch(options.command);
+    const std::uint64_t interval = seconds_to_ns(options.interval_s);
+    std::uint64_t next = interval ? now_ns() + interval : 0;
+    for (;;) {
+        int sig = 0;
+        const RunEnd why = session.run(next, &sig);
+        if (why == RunEnd::kExited) break;
+        if (why == RunEnd::kDeadline) {
+            periodic_report(session, options.report);
+            next += interval;
+        } else if (why == RunEnd::kSignal && (sig == SIGTERM || sig == SIGHUP)) {
+            ::kill(session.pid(), sig);
+        }
+        // SIGINT and SIGQUIT come from the terminal, which sent them to the program as well.
+    }
+    const ProcessEnd& end = session.end();
+    if (end.signaled) {
+        log_stream() << "leakcheck: program terminated by signal " << signal_name(end.signal)
+                     << (end.core_dumped ? " (core dumped)" : "") << '\n';
+    } else {
+        log_stream() << "leakcheck: program exited with status " << end.exit_code << '\n';
+    }
+    if (verbose()) {
+        if (const TracerStats* st = session.stats())
+            debug("stops " + std::to_string(st->stops) + ", entries " + std::to_string(st->entry_hits) +
+                  ", returns " + std::to_string(st->return_hits) + ", nested " + std::to_string(st->nested_calls));
+    }
+    final_report(session, options.report);
+    return end.signaled ? BatchResult{128 + end.signal, end.signal} : BatchResult{end.exit_code, 0};
+}
+
+BatchResult run_attached(const BatchOptions& options) {
+    Session session(options.session);
+    const std::string name = process_name(options.pid);
+    session.attach(options.pid);
+    log_stream() << "leakcheck: attached to process " << options.pid << " (" << name
+                 << "); Ctrl-C to detach\n";
+    const double interval_s = options.interval_s > 0 ? options.interval_s : (options.duration_s > 0 ? 0 : 5);
+    const std::uint64_t interval = seconds_to_ns(interval_s);
+    const std::uint64_t start = now_ns();
+    const std::uint64_t stop_at = options.duration_s > 0 ? start + seconds_to_ns(options.duration_s) : 0;
+    std::uint64_t next_report = interval ? start + interval : 0;
+    unsigned reports = 0;
+    bool last_was_report = false;
+    for (;;) {
+        std::uint64_t deadline = next_report;
+        if (stop_at && (!deadline || stop_at < deadline)) deadline = stop_at;
+        int sig = 0;
+        const RunEnd why = session.run(deadline, &sig);
+        if (why == RunEnd::kExited) {
+            const ProcessEnd& end = session.end();
+            log_stream() << "leakcheck: process " << options.pid
+                         << (end.signaled ? " was terminated by signal " + signal_name(end.signal)
+                                          : " exited with status " + std::to_string(end.exit_code))
+                         << '\n';
+            final_report(session, options.report);
+            return {};
+        }
+        if (why == RunEnd::kSignal) break;
+        const std::uint64_t now = now_ns();
+        if (next_report && now >= next_report) {
+            periodic_report(session, options.report);
+            last_was_report = true;
+            ++reports;
+            next_report += interval;
+            if (options.count && reports >= options.count) break;
+        }
+        if (stop_at && now >= stop_at) {
+            last_was_report = false;
+            break;
+        }
+    }
+    session.detach();
+    log_stream() << "leakcheck: detached from process " << options.pid << '\n';
+    if (!last_was_report) final_report(session, options.report);
+    return {};
+}
+
+}  // namespace
+
+BatchResult run_batch(const BatchOptions& options) {
+    return options.pid ? run_attached(options) : run_launched(options);
+}
+
+}  // namespace leakcheck
