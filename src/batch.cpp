@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <ctime>
 #include <fstream>
 
 #include "leakcheck/error.hpp"
@@ -24,18 +25,25 @@ std::string process_name(pid_t pid) {
     return name;
 }
 
-void periodic_report(Session& session, const ReportOptions& base) {
-    ReportOptions options = base;
-    session.write_report(log_stream(), options);
+// Each periodic report also samples every stack's outstanding bytes, so a stack that grows
+// report after report is marked and, with --sort growth, shown first.
+void periodic_report(Session& session, const BatchOptions& batch, GrowthTracker& growth) {
+    growth.record(session.ledger());
+    ReportOptions options = batch.report;
+    options.timestamp = std::time(nullptr);
+    options.now_ns = now_ns();
+    session.write_report(log_stream(), options, &growth, batch.json);
 }
 
-void final_report(Session& session, const ReportOptions& base) {
-    ReportOptions options = base;
-    session.write_report(log_stream(), options);
+void final_report(Session& session, const BatchOptions& batch, const GrowthTracker& growth) {
+    ReportOptions options = batch.report;
+    options.now_ns = now_ns();
+    session.write_report(log_stream(), options, growth.records() ? &growth : nullptr, batch.json);
 }
 
 BatchResult run_launched(const BatchOptions& options) {
     Session session(options.session);
+    GrowthTracker growth;
     session.launch(options.command);
     const std::uint64_t interval = seconds_to_ns(options.interval_s);
     std::uint64_t next = interval ? now_ns() + interval : 0;
@@ -44,7 +52,7 @@ BatchResult run_launched(const BatchOptions& options) {
         const RunEnd why = session.run(next, &sig);
         if (why == RunEnd::kExited) break;
         if (why == RunEnd::kDeadline) {
-            periodic_report(session, options.report);
+            periodic_report(session, options, growth);
             next += interval;
         } else if (why == RunEnd::kSignal && (sig == SIGTERM || sig == SIGHUP)) {
             ::kill(session.pid(), sig);
@@ -63,12 +71,13 @@ BatchResult run_launched(const BatchOptions& options) {
             debug("stops " + std::to_string(st->stops) + ", entries " + std::to_string(st->entry_hits) +
                   ", returns " + std::to_string(st->return_hits) + ", nested " + std::to_string(st->nested_calls));
     }
-    final_report(session, options.report);
+    final_report(session, options, growth);
     return end.signaled ? BatchResult{128 + end.signal, end.signal} : BatchResult{end.exit_code, 0};
 }
 
 BatchResult run_attached(const BatchOptions& options) {
     Session session(options.session);
+    GrowthTracker growth;
     const std::string name = process_name(options.pid);
     session.attach(options.pid);
     log_stream() << "leakcheck: attached to process " << options.pid << " (" << name
@@ -91,13 +100,13 @@ BatchResult run_attached(const BatchOptions& options) {
                          << (end.signaled ? " was terminated by signal " + signal_name(end.signal)
                                           : " exited with status " + std::to_string(end.exit_code))
                          << '\n';
-            final_report(session, options.report);
+            final_report(session, options, growth);
             return {};
         }
         if (why == RunEnd::kSignal) break;
         const std::uint64_t now = now_ns();
         if (next_report && now >= next_report) {
-            periodic_report(session, options.report);
+            periodic_report(session, options, growth);
             last_was_report = true;
             ++reports;
             next_report += interval;
@@ -110,7 +119,7 @@ BatchResult run_attached(const BatchOptions& options) {
     }
     session.detach();
     log_stream() << "leakcheck: detached from process " << options.pid << '\n';
-    if (!last_was_report) final_report(session, options.report);
+    if (!last_was_report) final_report(session, options, growth);
     return {};
 }
 

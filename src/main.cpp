@@ -64,6 +64,13 @@ int main(int argc, char** argv) {
     app.add_option("-T,--top", options.report.top, "How many stacks to show (default 10)")->check(CLI::PositiveNumber);
     app.add_option("--max-frames", options.session.tracer.max_frames, "Stack depth recorded and shown (default 32)")
         ->check(CLI::Range(1, 256));
+    app.add_option("-o,--older", options.report.min_age_ms, "Only blocks older than MS milliseconds");
+    app.add_option("-z,--min-size", options.report.min_size, "Only blocks of at least SIZE bytes");
+    app.add_option("-Z,--max-size", options.report.max_size, "Only blocks of at most SIZE bytes");
+    std::string sort = "bytes";
+    app.add_option("--sort", sort, "Order stacks by outstanding 'bytes' or by 'growth' over the last reports")
+        ->check(CLI::IsMember({"bytes", "growth"}));
+    app.add_flag("--json", options.json, "Write reports as JSON (one object per line)");
     app.add_option("--log-file", log_file, "Write leakcheck's output to FILE instead of stderr");
     app.add_flag("--legacy-kernel", legacy, "Use only what Linux 3.2 offers (PTRACE_ATTACH, no EXITKILL...)");
     app.add_flag("-v,--verbose", verbose_flag, "Say what leakcheck hooks and counts");
@@ -81,6 +88,7 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
     }
     options.report.max_frames = options.session.tracer.max_frames;
+    options.report.sort = sort == "growth" ? Sort::kGrowth : Sort::kBytes;
     options.report.show_unknown_frees = options.pid != 0;
     if (legacy) use_legacy_kernel_features();
 

@@ -1,12 +1,14 @@
-// The leak report: picks the top stacks from the ledger, symbolizes only their PCs, and prints
-// them memleak-style, optionally with each outstanding block's address, then the totals.
+// The text leak report: the stacks report_selection picks, symbolized (only their PCs) and
+// printed memleak-style, optionally with each outstanding block's address, then the totals.
 #include "leakcheck/report.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
-#include <limits>
+#include <ctime>
 #include <string_view>
+
+#include "report_selection.hpp"
 
 namespace leakcheck {
 namespace {
@@ -23,6 +25,16 @@ std::string count(std::uint64_t n, std::string_view one, std::string_view many) 
     s += ' ';
     s += n == 1 ? one : many;
     return s;
+}
+
+// "[03:00:41] " in local time, as memleak stamps its periodic reports; "" for 0.
+std::string timestamp(std::time_t when) {
+    if (when == 0) return {};
+    std::tm local{};
+    if (localtime_r(&when, &local) == nullptr) return {};
+    char buf[16];
+    const std::size_t n = std::strftime(buf, sizeof buf, "[%H:%M:%S] ", &local);
+    return std::string(buf, n);
 }
 
 std::string_view basename(std::string_view path) {
@@ -71,39 +83,33 @@ void write_summary(std::ostream& out, const LedgerTotals& totals, bool show_unkn
 }
 
 void write_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modules,
-                  Symbolizer& symbolizer, const ReportOptions& options) {
-    std::vector<StackId> top;
-    if (ledger.live().size() == 0) {
-        out << "No outstanding allocations.\n";
-    } else {
-        out << "Top " << options.top << " stacks with outstanding allocations:\n";
-        top = ledger.top_stacks(options.top);
-    }
+                  Symbolizer& symbolizer, const ReportOptions& options, const GrowthTracker* growth) {
+    const detail::Selection sel = detail::select_stacks(ledger, options, growth);
+    const LedgerTotals& totals = ledger.totals();
 
-    // One pass over the live blocks, however many there are, picking those of shown stacks.
-    std::vector<std::vector<const LiveBlock*>> blocks(top.size());
-    if (options.show_addresses && !top.empty()) {
-        constexpr std::uint32_t kNotShown = std::numeric_limits<std::uint32_t>::max();
-        StackId max_id = *std::max_element(top.begin(), top.end());
-        std::vector<std::uint32_t> slot(std::size_t{max_id} + 1, kNotShown);
-        for (std::size_t i = 0; i < top.size(); ++i) slot[top[i]] = static_cast<std::uint32_t>(i);
-        ledger.live().for_each([&](const LiveBlock& b) {
-            if (b.stack < slot.size() && slot[b.stack] != kNotShown) blocks[slot[b.stack]].push_back(&b);
-        });
-        for (auto& list : blocks)
-            std::sort(list.begin(), list.end(), [](const LiveBlock* a, const LiveBlock* b) { return a->addr < b->addr; });
-    }
+    out << timestamp(options.timestamp);
+    if (ledger.live().size() == 0)
+        out << "No outstanding allocations.\n";
+    else if (sel.shown_blocks == 0)
+        out << "No outstanding allocations match the filters.\n";
+    else
+        out << "Top " << options.top << " stacks with outstanding allocations:\n";
 
     std::string text;  // one stack at a time: fewer stream calls for large reports
-    for (std::size_t i = 0; i < top.size(); ++i) {
+    for (const detail::ShownStack& shown : sel.stacks) {
         text.clear();
-        for (const LiveBlock* b : blocks[i])
+        for (const LiveBlock* b : shown.addresses)
             text += "\taddr = " + hex(b->addr) + " size = " + std::to_string(b->size) + "\n";
-        const StackStats& stats = ledger.stack_stats(top[i]);
-        text += "\t" + count(stats.live_bytes, "byte", "bytes") + " in " +
-                count(stats.live_blocks, "allocation", "allocations") + " from stack\n";
+        text += "\t" + count(shown.bytes, "byte", "bytes") + " in " +
+                count(shown.blocks, "allocation", "allocations") + " from stack";
+        if (shown.growing) {
+            text += " (growing:";
+            for (const std::int64_t d : shown.deltas) text += " +" + std::to_string(d);
+            text += " bytes in the last " + std::to_string(shown.deltas.size()) + " reports)";
+        }
+        text += '\n';
 
-        const std::span<const RemoteAddr> pcs = ledger.stacks().pcs(top[i]);
+        const std::span<const RemoteAddr> pcs = ledger.stacks().pcs(shown.id);
         if (pcs.empty()) text += "\t\t(no stack recorded)\n";
         std::size_t number = 0;
         for (const RemoteAddr pc : pcs.first(std::min(pcs.size(), options.max_frames))) {
@@ -116,8 +122,15 @@ void write_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modu
         out << text;
     }
 
+    // The stacks above counted only passing blocks; say how much that left out.
+    if (sel.filtered && sel.shown_blocks < totals.live_blocks)
+        out << "Filtered: showing " << sel.shown_blocks << " of "
+            << count(totals.live_blocks, "outstanding block", "outstanding blocks") << " (" << sel.shown_bytes
+            << " of " << count(totals.live_bytes, "byte", "bytes") << "): " << detail::describe_filters(options)
+            << '\n';
+
     out << "Summary: ";
-    write_summary(out, ledger.totals(), options.show_unknown_frees);
+    write_summary(out, totals, options.show_unknown_frees);
     out << '\n';
 }
 

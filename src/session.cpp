@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "leakcheck/error.hpp"
+#include "leakcheck/json_report.hpp"
 #include "leakcheck/log.hpp"
 
 namespace leakcheck {
@@ -141,8 +142,14 @@ void Session::kill() {
 
 const ProcessEnd& Session::end() const noexcept { return tracer_ && tracer_->end().ended ? tracer_->end() : end_; }
 
-void Session::write_report(std::ostream& out, const ReportOptions& options) {
-    leakcheck::write_report(out, ledger_, modules_, symbolizer_, options);
+void Session::write_report(std::ostream& out, const ReportOptions& options, const GrowthTracker* growth,
+                           bool json) {
+    if (json) {
+        write_json_report(out, ledger_, modules_, symbolizer_, options, growth);
+        out << '\n';
+    } else {
+        leakcheck::write_report(out, ledger_, modules_, symbolizer_, options, growth);
+    }
     out.flush();
 }
 

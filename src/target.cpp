@@ -413,9 +413,12 @@ void Target::detach_all() noexcept {
 void Target::kill() noexcept {
     if (!alive_) return;
     ::kill(pid_, SIGKILL);
+    // Reap every thread. A killed tracee still reports its PTRACE_EVENT_EXIT stop and waits
+    // there until resumed.
     int status = 0;
-    // Reap every thread's last stop so no zombie tracee is left behind.
-    while (::waitpid(-1, &status, __WALL) > 0) {
+    pid_t tid;
+    while ((tid = ::waitpid(-1, &status, __WALL)) > 0 || (tid < 0 && errno == EINTR)) {
+        if (tid > 0 && WIFSTOPPED(status)) ::ptrace(PTRACE_CONT, tid, nullptr, nullptr);
     }
     alive_ = false;
 }

@@ -18,6 +18,7 @@ struct BatchOptions {
     double duration_s = 0;             // attach: detach after this long; 0 = no limit
     ReportOptions report;
     SessionOptions session;
+    bool json = false;                 // reports as JSON lines instead of text
 };
 
 // How leakcheck itself should end: with this status, or by dying of this signal.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "leakcheck/growth_tracker.hpp"
 #include "leakcheck/ledger.hpp"
 #include "leakcheck/module_map.hpp"
 #include "leakcheck/report.hpp"
@@ -59,7 +60,9 @@ public:
 
     [[nodiscard]] const Ledger& ledger() const noexcept { return ledger_; }
     [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }
-    void write_report(std::ostream& out, const ReportOptions& options);
+    // Text (or JSON) report of what is outstanding now. `growth` marks growing stacks.
+    void write_report(std::ostream& out, const ReportOptions& options, const GrowthTracker* growth = nullptr,
+                      bool json = false);
 
 private:
     SessionOptions options_;

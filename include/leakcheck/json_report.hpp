@@ -1,0 +1,33 @@
+// The leak report as one JSON object on one line, for tools: the same stacks, filters, order
+// and growth marks as the text report (report.hpp), with exact numbers instead of prose.
+#pragma once
+
+#include <ostream>
+
+#include "leakcheck/growth_tracker.hpp"
+#include "leakcheck/ledger.hpp"
+#include "leakcheck/module_map.hpp"
+#include "leakcheck/report.hpp"
+#include "leakcheck/symbolizer.hpp"
+
+namespace leakcheck {
+
+// Writes one line, keys in this order:
+//   {"time": <options.timestamp, Unix seconds> | null,
+//    "summary": {"allocations", "alloc_bytes", "frees", "unknown_frees",
+//                "outstanding_bytes", "outstanding_blocks"},        (the ledger's, unfiltered)
+//    "filter": {"min_age_ms", "min_size", "max_size",
+//               "shown_blocks", "shown_bytes"},                     (only with filters active)
+//    "stacks": [{"id", "bytes", "blocks", "growing",
+//                "deltas": [<int>, ...],                            (only with a tracker)
+//                "frames": [{"pc", "function", "offset", "file", "line", "module",
+//                            "module_offset", "inlined"}, ...],
+//                "addresses": [{"addr", "size"}, ...]}]}            (only with show_addresses)
+// Frames run innermost first, inlined ones expanded as in the text; a field not known is
+// null (function, offset without an entry point, file, line 0, module and its offset).
+// Addresses are plain numbers (user-space addresses fit a double's 53 bits exactly).
+void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modules,
+                       Symbolizer& symbolizer, const ReportOptions& options,
+                       const GrowthTracker* growth = nullptr);
+
+}  // namespace leakcheck

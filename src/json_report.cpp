@@ -1,0 +1,81 @@
+// The JSON leak report: report_selection's stacks serialized with nlohmann::ordered_json, so
+// keys come out in the documented order and 64-bit counts stay exact.
+#include "leakcheck/json_report.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+#include "report_selection.hpp"
+
+namespace leakcheck {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json frame_json(const Location& loc, const SourceFrame& frame) {
+    Json f;
+    f["pc"] = loc.pc;
+    f["function"] = frame.function.empty() ? Json(nullptr) : Json(frame.function);
+    f["offset"] = frame.has_offset ? Json(frame.offset) : Json(nullptr);
+    f["file"] = frame.file.empty() ? Json(nullptr) : Json(frame.file);
+    f["line"] = frame.line == 0 ? Json(nullptr) : Json(frame.line);
+    f["module"] = loc.module.empty() ? Json(nullptr) : Json(loc.module);
+    f["module_offset"] = loc.module.empty() ? Json(nullptr) : Json(loc.module_offset);
+    f["inlined"] = frame.inlined;
+    return f;
+}
+
+}  // namespace
+
+void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modules,
+                       Symbolizer& symbolizer, const ReportOptions& options, const GrowthTracker* growth) {
+    const detail::Selection sel = detail::select_stacks(ledger, options, growth);
+    const LedgerTotals& t = ledger.totals();
+
+    Json doc;
+    doc["time"] = options.timestamp == 0 ? Json(nullptr) : Json(static_cast<std::int64_t>(options.timestamp));
+    doc["summary"] = {{"allocations", t.allocs},           {"alloc_bytes", t.alloc_bytes},
+                      {"frees", t.frees},                  {"unknown_frees", t.unknown_frees},
+                      {"outstanding_bytes", t.live_bytes}, {"outstanding_blocks", t.live_blocks}};
+    if (sel.filtered) {
+        // The age bound only applies with a "now"; report 0 when it was off, like the option.
+        const std::uint64_t min_age = options.now_ns != 0 ? options.min_age_ms : 0;
+        doc["filter"] = {{"min_age_ms", min_age},
+                         {"min_size", options.min_size},
+                         {"max_size", options.max_size},
+                         {"shown_blocks", sel.shown_blocks},
+                         {"shown_bytes", sel.shown_bytes}};
+    }
+
+    Json stacks = Json::array();
+    for (const detail::ShownStack& shown : sel.stacks) {
+        Json s;
+        s["id"] = shown.id;
+        s["bytes"] = shown.bytes;
+        s["blocks"] = shown.blocks;
+        s["growing"] = shown.growing;
+        if (growth != nullptr) s["deltas"] = shown.deltas;
+
+        Json frames = Json::array();
+        const std::span<const RemoteAddr> pcs = ledger.stacks().pcs(shown.id);
+        for (const RemoteAddr pc : pcs.first(std::min(pcs.size(), options.max_frames))) {
+            // Return addresses, as in the text report.
+            const Location& loc = symbolizer.symbolize(modules.find(pc), pc, true);
+            for (const SourceFrame& frame : loc.frames) frames.push_back(frame_json(loc, frame));
+        }
+        s["frames"] = std::move(frames);
+
+        if (options.show_addresses) {
+            Json addresses = Json::array();
+            for (const LiveBlock* b : shown.addresses) addresses.push_back({{"addr", b->addr}, {"size", b->size}});
+            s["addresses"] = std::move(addresses);
+        }
+        stacks.push_back(std::move(s));
+    }
+    doc["stacks"] = std::move(stacks);
+
+    out << doc.dump() << '\n';
+}
+
+}  // namespace leakcheck
