@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "leakcheck/error.hpp"
@@ -56,7 +57,14 @@ int take_pending_signal() noexcept {
     return sig;
 }
 
-Session::Session(SessionOptions options) : options_(std::move(options)) {}
+void EventTap::on_alloc(const AllocEvent& event) {
+    ledger_.on_alloc(event);
+    if (range_ && !caught_ && event.size >= range_->first && event.size <= range_->second) caught_ = event;
+}
+
+Session::Session(SessionOptions options) : options_(std::move(options)) {
+    options_.tracer.intercept_sigint = options_.intercept_sigint;
+}
 
 Session::~Session() {
     if (!alive()) return;
@@ -66,7 +74,7 @@ Session::~Session() {
 
 void Session::launch(const std::vector<std::string>& command) {
     target_ = Target::launch(LaunchOptions{command});
-    tracer_ = std::make_unique<Tracer>(*target_, ledger_, modules_, options_.tracer);
+    tracer_ = std::make_unique<Tracer>(*target_, tap_, modules_, options_.tracer);
     try {
         tracer_->start(target_->pid());
     } catch (const Error&) {
@@ -77,7 +85,7 @@ void Session::launch(const std::vector<std::string>& command) {
 
 void Session::attach(pid_t pid) {
     target_ = Target::attach(pid);
-    tracer_ = std::make_unique<Tracer>(*target_, ledger_, modules_, options_.tracer);
+    tracer_ = std::make_unique<Tracer>(*target_, tap_, modules_, options_.tracer);
     try {
         tracer_->start_attached();
     } catch (const Error& e) {
@@ -96,12 +104,31 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
         for (;;) {
             if (!target_->alive()) break;
             if (const int sig = take_pending_signal()) {
+                if (sig == SIGINT && options_.intercept_sigint) {
+                    tracer_->stop_all();
+                    tracer_->take_interrupt();
+                    why = RunEnd::kInterrupted;
+                    break;
+                }
                 if (signal) *signal = sig;
                 why = RunEnd::kSignal;
                 break;
             }
             if (deadline_ns != 0 && (g_alarm || now_ns() >= deadline_ns)) {
                 why = RunEnd::kDeadline;
+                break;
+            }
+            if (tap_.has_caught()) {
+                caught_ = tap_.take_caught();
+                tracer_->stop_all();
+                why = RunEnd::kCaught;
+                break;
+            }
+            if (tracer_->take_interrupt()) {
+                tracer_->stop_all();
+                // The same Ctrl-C reached leakcheck too; it has been answered.
+                if (g_pending_signal == SIGINT) g_pending_signal = 0;
+                why = RunEnd::kInterrupted;
                 break;
             }
             Stop stop;
@@ -122,6 +149,23 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
         return RunEnd::kExited;
     }
     return why;
+}
+
+std::vector<std::string> Session::describe_stack(StackId stack, std::size_t max_frames) {
+    std::vector<std::string> lines;
+    const auto pcs = ledger_.stacks().pcs(stack);
+    for (std::size_t i = 0; i < pcs.size() && i < max_frames; ++i) {
+        const Location& loc = symbolizer_.symbolize(modules_.find(pcs[i]), pcs[i], true);
+        for (const SourceFrame& frame : loc.frames) lines.push_back(format_frame(loc, frame));
+    }
+    return lines;
+}
+
+std::vector<Tid> Session::threads() const {
+    if (!target_) return {};
+    std::vector<Tid> tids(target_->threads().begin(), target_->threads().end());
+    std::sort(tids.begin(), tids.end());
+    return tids;
 }
 
 void Session::stop() {

@@ -157,6 +157,12 @@ void Tracer::handle(const Stop& stop) {
             return handle_event(stop);
         case Stop::Kind::kSignal:
             if (stop.signal == SIGTRAP && handle_trap(stop.tid)) return;
+            if (stop.signal == SIGINT && options_.intercept_sigint) {
+                // Ctrl-C at a prompt stops the program instead of reaching it, as in gdb.
+                interrupted_ = true;
+                resume(stop.tid, 0);
+                return;
+            }
             resume(stop.tid, stop.signal);
             return;
     }

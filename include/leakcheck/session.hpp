@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -21,13 +23,44 @@ namespace leakcheck {
 
 struct SessionOptions {
     TracerOptions tracer;
+    // For a prompt: a SIGINT on its way to the program (Ctrl-C on the shared terminal) is not
+    // delivered; it stops the program instead, as in gdb.
+    bool intercept_sigint = false;
 };
 
 // Why run() returned.
 enum class RunEnd {
-    kExited,    // the process is gone (see end())
-    kDeadline,  // the deadline passed; the program keeps running
-    kSignal,    // leakcheck received a signal (returned through *signal)
+    kExited,       // the process is gone (see end())
+    kDeadline,     // the deadline passed; the program keeps running
+    kSignal,       // leakcheck received a signal (returned through *signal)
+    kInterrupted,  // intercept_sigint: the program was stopped by Ctrl-C (all threads stopped)
+    kCaught,       // an allocation matched the catch (all threads stopped); see caught()
+};
+
+// An allocation that matched a catch.
+struct CaughtAllocation {
+    AllocEvent event;
+};
+
+// Forwards events to the ledger, and notices allocations of a size being watched for.
+class EventTap final : public EventSink {
+public:
+    explicit EventTap(Ledger& ledger) : ledger_(ledger) {}
+    StackId intern_stack(std::span<const RemoteAddr> pcs) override { return ledger_.intern_stack(pcs); }
+    void on_alloc(const AllocEvent& event) override;
+    void on_free(const FreeEvent& event) override { ledger_.on_free(event); }
+
+    // Watch for allocations with min <= size <= max; nullopt to stop watching.
+    void set_catch(std::optional<std::pair<std::uint64_t, std::uint64_t>> range) { range_ = range; }
+    [[nodiscard]] const std::optional<std::pair<std::uint64_t, std::uint64_t>>& catch_range() const { return range_; }
+    // The first match since the last take.
+    std::optional<AllocEvent> take_caught() { return std::exchange(caught_, std::nullopt); }
+    [[nodiscard]] bool has_caught() const noexcept { return caught_.has_value(); }
+
+private:
+    Ledger& ledger_;
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> range_;
+    std::optional<AllocEvent> caught_;
 };
 
 class Session {
@@ -58,6 +91,14 @@ public:
     [[nodiscard]] const ProcessEnd& end() const noexcept;
     [[nodiscard]] const TracerStats* stats() const noexcept { return tracer_ ? &tracer_->stats() : nullptr; }
 
+    // `catch alloc`: stop when an allocation of a size in [min, max] is made.
+    void set_catch(std::optional<std::pair<std::uint64_t, std::uint64_t>> range) { tap_.set_catch(range); }
+    [[nodiscard]] const std::optional<AllocEvent>& caught() const noexcept { return caught_; }
+    // Frames of a stack, innermost first, symbolized (for a prompt's bt and info block).
+    std::vector<std::string> describe_stack(StackId stack, std::size_t max_frames);
+    [[nodiscard]] std::size_t thread_count() const noexcept { return target_ ? target_->threads().size() : 0; }
+    [[nodiscard]] std::vector<Tid> threads() const;
+
     [[nodiscard]] const Ledger& ledger() const noexcept { return ledger_; }
     [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }
     // Text (or JSON) report of what is outstanding now. `growth` marks growing stacks.
@@ -67,6 +108,8 @@ public:
 private:
     SessionOptions options_;
     Ledger ledger_;
+    EventTap tap_{ledger_};
+    std::optional<AllocEvent> caught_;
     ModuleMap modules_;
     Symbolizer symbolizer_;
     std::unique_ptr<Target> target_;

@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "leakcheck/breakpoint_site.hpp"
@@ -23,6 +24,7 @@ namespace leakcheck {
 
 struct TracerOptions {
     std::size_t max_frames = 32;
+    bool intercept_sigint = false;  // swallow SIGINT meant for the program; see take_interrupt()
 };
 
 struct TracerStats {
@@ -60,6 +62,8 @@ public:
     void handle(const Stop& stop);
 
     [[nodiscard]] const ProcessEnd& end() const noexcept { return end_; }
+    // True once after a SIGINT for the program was intercepted (intercept_sigint).
+    bool take_interrupt() noexcept { return std::exchange(interrupted_, false); }
     [[nodiscard]] const TracerStats& stats() const noexcept { return stats_; }
     [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }
     // Names of the hooked functions and the module each was found in (for -v and tests).
@@ -141,6 +145,7 @@ private:
     std::uint64_t page_size_ = 4096;
     std::vector<RemoteAddr> frames_;              // scratch buffer for captures
     ProcessEnd end_;
+    bool interrupted_ = false;
     TracerStats stats_;
 };
 

@@ -1,0 +1,154 @@
+// Shared by the launch-mode end-to-end tests: where leakcheck and the fixtures are, running
+// leakcheck on a command, and a strict parser of the report it prints, so that tests assert
+// numbers, functions and source lines instead of searching text.
+//
+// The report (stderr, or the --log-file file):
+//   leakcheck: program exited with status N        | leakcheck: program terminated by signal SIGX
+//   No outstanding allocations.                    | Top N stacks with outstanding allocations:
+//   [\taddr = HEX size = N]...                        (with -a, before its stack's header)
+//   \tB bytes in K allocations from stack
+//   \t\t#I FUNCTION[+0xOFF] [(FILE[:LINE])] [[MODULE]] [(inlined)]
+//   Summary: A allocations (X bytes), F frees, L bytes in K blocks outstanding
+// Test-only; depends on nothing in src/.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "process_runner.hpp"
+
+namespace leakcheck::e2e {
+
+using test::RunOptions;
+using test::RunResult;
+
+// Paths from the build (compile definitions of e2e_tests).
+std::string leakcheck_bin();
+std::string fixture(const std::string& name);         // built fixture executable
+std::string fixture_source(const std::string& name);  // fixtures/<name> in the source tree
+
+struct Frame {
+    int index = -1;
+    std::string function;             // "" when the line has no function ("??" or a raw address)
+    std::optional<std::uint64_t> offset;  // +0x... after the function
+    std::string file;                 // basename of the source file, "" if none
+    int line = 0;                     // 0 if none
+    std::string module;               // text inside [...], may end in +0x... without a function
+    bool inlined = false;
+    std::string text;                 // the whole line after "#I "
+
+    // "file.c:41"
+    [[nodiscard]] std::string file_line() const { return file + ":" + std::to_string(line); }
+};
+
+struct Block {
+    std::uint64_t addr = 0;
+    std::uint64_t size = 0;
+};
+
+struct Stack {
+    std::uint64_t bytes = 0;
+    std::uint64_t blocks = 0;
+    std::vector<Block> addresses;  // only with -a
+    std::vector<Frame> frames;
+    bool no_stack_recorded = false;
+
+    // Index of the first frame whose function is `function` (and, if given, whose file:line
+    // is `file_line`), or -1.
+    [[nodiscard]] int find(const std::string& function, const std::string& file_line = "") const;
+    // Whether some frame comes from the source file `file` (basename).
+    [[nodiscard]] bool has_file(const std::string& file) const;
+    // Frames not marked (inlined): one per recorded return address.
+    [[nodiscard]] std::size_t physical_frames() const;
+};
+
+struct Summary {
+    std::uint64_t allocs = 0;
+    std::uint64_t alloc_bytes = 0;
+    std::uint64_t frees = 0;
+    std::uint64_t live_bytes = 0;
+    std::uint64_t live_blocks = 0;
+    std::string extra;  // text after "outstanding" (e.g. unknown frees), normally ""
+};
+
+struct Report {
+    bool ok = false;
+    std::string error;  // why parsing failed, with the offending line
+
+    std::string before;  // text before the status line (the program's own stderr, say)
+    std::string after;   // text after the Summary line
+    std::string status_line;
+    std::optional<int> exit_status;  // "exited with status N"
+    std::string signal_name;         // "terminated by signal SIGX" -> "SIGX"
+    bool core_dumped = false;
+    bool no_outstanding = false;  // "No outstanding allocations."
+    std::optional<unsigned> top;  // N of "Top N stacks..."
+    std::vector<Stack> stacks;
+    Summary summary;
+
+    // The first stack whose frame `function` (at `file_line` if not empty) exists, or nullptr.
+    [[nodiscard]] const Stack* stack_with(const std::string& function, const std::string& file_line = "") const;
+    [[nodiscard]] std::size_t address_lines() const;
+};
+
+// Parses leakcheck's report out of `text` (all of stderr, or the log file). The report starts
+// at the first "leakcheck: program ..." line; every line from there to the Summary must have
+// the expected shape.
+Report parse_report(const std::string& text);
+
+// leakcheck <options> -- <command...>
+RunResult run_leakcheck(const std::vector<std::string>& options, const std::vector<std::string>& command,
+                        const RunOptions& run = RunOptions{});
+
+// For tests that must see what a run leaves behind: spawns argv in a new process group (stdin
+// /dev/null, stdout and stderr captured), waits for it alone (not for the pipes, which a
+// leftover could hold), then says whether any process is left in that group or, if
+// `marker` is not empty, anywhere with `marker` in its command line. Kills leftovers after
+// looking. Raw wait status kept for WCOREDUMP.
+struct WatchedRun {
+    int wait_status = 0;
+    bool reaped = false;
+    bool timed_out = false;
+    std::string out;
+    std::string err;
+    std::vector<pid_t> leftovers;  // pids found after the run ended
+    [[nodiscard]] bool exited(int code) const;
+    [[nodiscard]] int term_signal() const;  // 0 unless killed by a signal
+    [[nodiscard]] bool core_dumped() const;
+};
+WatchedRun run_watched(const std::vector<std::string>& argv, const std::string& cwd = "",
+                       std::chrono::milliseconds timeout = std::chrono::seconds(20),
+                       const std::string& marker = "");
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents by the destructor.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+    [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
+    // Writes `content` to path()/name and returns its path.
+    std::string write(const std::string& name, const std::string& content, unsigned mode = 0644) const;
+    [[nodiscard]] std::vector<std::string> entries() const;
+
+private:
+    std::string path_;
+};
+
+std::string read_file(const std::string& path);
+bool is_executable(const std::string& path);
+// The first of `candidates` that is an executable file, or "".
+std::string find_program(const std::vector<std::string>& candidates);
+
+// "exited with status 0" / "killed by signal 11 (Segmentation fault)" / "timed out", for messages.
+std::string describe(const RunResult& r);
+
+}  // namespace leakcheck::e2e
