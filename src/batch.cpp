@@ -54,10 +54,12 @@ BatchResult run_launched(const BatchOptions& options) {
         if (why == RunEnd::kDeadline) {
             periodic_report(session, options, growth);
             next += interval;
-        } else if (why == RunEnd::kSignal && (sig == SIGTERM || sig == SIGHUP)) {
-            ::kill(session.pid(), sig);
+        } else if (why == RunEnd::kSignal &&
+                   (sig == SIGTERM || sig == SIGHUP || last_signal_sent_by_process())) {
+            // Sent to leakcheck alone: pass it on. Ctrl-C and Ctrl-\ from the terminal reached
+            // the program by themselves (same process group).
+            if (sig != SIGPIPE) ::kill(session.pid(), sig);
         }
-        // SIGINT and SIGQUIT come from the terminal, which sent them to the program as well.
     }
     const ProcessEnd& end = session.end();
     if (end.signaled) {

@@ -224,21 +224,53 @@ std::string read_whole(const std::string& path) {
     return text;
 }
 
-// "/proc/PID/root" reaches the target's files even when it runs in another mount namespace or
-// chroot; when that root is ours, plain paths are shorter and name the same files.
-std::string root_of(pid_t pid) {
-    const std::string root = "/proc/" + std::to_string(pid) + "/root";
-    struct stat theirs{}, ours{};
-    if (::stat((root + "/").c_str(), &theirs) != 0 || ::stat("/", &ours) != 0) return "";
-    if (theirs.st_dev == ours.st_dev && theirs.st_ino == ours.st_ino) return "";
-    return root;
+}  // namespace
+
+ModuleMap::~ModuleMap() {
+    if (root_fd_ >= 0) ::close(root_fd_);
+    for (int fd : pinned_fds_) ::close(fd);
 }
 
-}  // namespace
+// "/proc/PID/root" reaches the target's files even when it runs in another mount namespace or
+// chroot; when that root is ours, plain paths are shorter and name the same files. The root is
+// held open (O_PATH) and named through /proc/self/fd, so files stay reachable for the final
+// report after the process (and with it /proc/PID) is gone.
+std::string ModuleMap::root_of(pid_t pid) {
+    if (pid == root_pid_) return root_;
+    root_pid_ = pid;
+    root_.clear();
+    if (root_fd_ >= 0) ::close(root_fd_);
+    root_fd_ = -1;
+    const std::string root = "/proc/" + std::to_string(pid) + "/root";
+    // Same root directory and same mount namespace: the same files under the same names.
+    struct stat theirs{}, ours{}, their_ns{}, our_ns{};
+    if (::stat((root + "/").c_str(), &theirs) != 0 || ::stat("/", &ours) != 0) return root_;
+    const bool same_ns = ::stat(("/proc/" + std::to_string(pid) + "/ns/mnt").c_str(), &their_ns) == 0 &&
+                         ::stat("/proc/self/ns/mnt", &our_ns) == 0 && their_ns.st_ino == our_ns.st_ino &&
+                         their_ns.st_dev == our_ns.st_dev;
+    if (same_ns && theirs.st_dev == ours.st_dev && theirs.st_ino == ours.st_ino) return root_;
+    root_fd_ = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    root_ = root_fd_ >= 0 ? "/proc/self/fd/" + std::to_string(root_fd_) : root;
+    return root_;
+}
 
 std::vector<const Module*> ModuleMap::refresh(pid_t pid) {
     const std::string text = read_whole("/proc/" + std::to_string(pid) + "/maps");
-    return refresh_from_text(text, root_of(pid));
+    const std::string root = root_of(pid);
+    std::vector<const Module*> appeared = refresh_from_text(text, root);
+    // A file seen through another mount namespace goes away with it when the process exits:
+    // hold each such module's file open so the final report can still read its symbols.
+    if (!root.empty()) {
+        constexpr std::size_t kMaxPinned = 512;  // leave the fd table to the rest of leakcheck
+        for (const Module* m : appeared) {
+            if (pinned_fds_.size() >= kMaxPinned) break;
+            const int fd = ::open(m->open_path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) continue;
+            pinned_fds_.push_back(fd);
+            const_cast<Module*>(m)->open_path = "/proc/self/fd/" + std::to_string(fd);
+        }
+    }
+    return appeared;
 }
 
 std::vector<const Module*> ModuleMap::refresh_from_text(const std::string& maps_text,

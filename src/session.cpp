@@ -17,11 +17,17 @@ namespace leakcheck {
 namespace {
 
 volatile sig_atomic_t g_pending_signal = 0;
+volatile sig_atomic_t g_pending_from_user = 0;
 volatile sig_atomic_t g_alarm = 0;
 
-void on_signal(int sig) {
-    if (sig == SIGALRM) g_alarm = 1;
-    else g_pending_signal = sig;
+void on_signal(int sig, siginfo_t* info, void*) {
+    if (sig == SIGALRM) {
+        g_alarm = 1;
+        return;
+    }
+    g_pending_signal = sig;
+    // kill(2)/sigqueue(3) from a process, as opposed to the terminal driver (SI_KERNEL).
+    g_pending_from_user = info && (info->si_code == SI_USER || info->si_code == SI_QUEUE);
 }
 
 // Arms a one-shot SIGALRM for the deadline, so a blocked waitpid returns in time.
@@ -45,9 +51,9 @@ std::string signal_name(int sig) {
 
 void install_signal_handlers() {
     struct sigaction sa {};
-    sa.sa_handler = on_signal;
+    sa.sa_sigaction = on_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: waitpid must return so the flag is seen
+    sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: waitpid must return so the flag is seen
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGALRM}) sigaction(sig, &sa, nullptr);
 }
 
@@ -56,6 +62,8 @@ int take_pending_signal() noexcept {
     g_pending_signal = 0;
     return sig;
 }
+
+bool last_signal_sent_by_process() noexcept { return g_pending_from_user != 0; }
 
 void EventTap::on_alloc(const AllocEvent& event) {
     ledger_.on_alloc(event);

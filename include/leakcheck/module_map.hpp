@@ -28,6 +28,11 @@ struct Module {
 
 class ModuleMap {
 public:
+    ModuleMap() = default;
+    ~ModuleMap();
+    ModuleMap(const ModuleMap&) = delete;
+    ModuleMap& operator=(const ModuleMap&) = delete;
+
     // Re-reads /proc/PID/maps. Modules no longer mapped are kept but marked unloaded.
     // Returns the modules that appeared since the last refresh (new ones, and unloaded ones
     // mapped again at the same start). Throws Error when the maps file cannot be read
@@ -61,6 +66,12 @@ private:
         std::size_t module;  // index into modules_
     };
     void rebuild_index();
+    std::string root_of(pid_t pid);
+
+    pid_t root_pid_ = 0;
+    int root_fd_ = -1;
+    std::string root_;
+    std::vector<int> pinned_fds_;  // files of modules in another mount namespace, held open
 
     std::vector<std::unique_ptr<Module>> modules_;
     std::vector<int> exec_rank_;  // per module: 2 program, 1 PT_INTERP library, 0 other

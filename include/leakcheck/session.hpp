@@ -123,6 +123,8 @@ private:
 void install_signal_handlers();
 // The oldest such signal received and not yet taken, or 0.
 int take_pending_signal() noexcept;
+// Whether the last one was sent by a process (kill) rather than by the terminal (Ctrl-C).
+bool last_signal_sent_by_process() noexcept;
 
 std::string signal_name(int sig);
 
