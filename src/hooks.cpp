@@ -3,6 +3,9 @@
 #include "leakcheck/hooks.hpp"
 
 #include <array>
+#include <fstream>
+#include <sstream>
+#include <string>
 
 namespace leakcheck {
 namespace {
@@ -40,6 +43,12 @@ constexpr std::array kSpecs = {
     HookSpec{"_ZdaPvmSt11align_val_t", HookKind::kDeleteArray},
     HookSpec{"_ZdaPvRKSt9nothrow_t", HookKind::kDeleteArray},
     HookSpec{"_ZdaPvSt11align_val_tRKSt9nothrow_t", HookKind::kDeleteArray},
+    HookSpec{"mmap", HookKind::kMmap},
+    HookSpec{"mmap64", HookKind::kMmap},
+    HookSpec{"mremap", HookKind::kMremap},
+    HookSpec{"munmap", HookKind::kMunmap},
+    HookSpec{"shmat", HookKind::kShmat},
+    HookSpec{"shmdt", HookKind::kShmdt},
 };
 
 // nmemb * size, or nullopt when it overflows (the call then fails and returns NULL anyway).
@@ -53,7 +62,28 @@ std::uint64_t product(std::uint64_t a, std::uint64_t b) noexcept {
 std::span<const HookSpec> hook_specs() noexcept { return kSpecs; }
 
 bool is_release(HookKind kind) noexcept {
-    return kind == HookKind::kFree || kind == HookKind::kDelete || kind == HookKind::kDeleteArray;
+    return kind == HookKind::kFree || kind == HookKind::kDelete || kind == HookKind::kDeleteArray ||
+           kind == HookKind::kMunmap || kind == HookKind::kShmdt;
+}
+
+bool is_mapping(HookKind kind) noexcept {
+    return kind == HookKind::kMmap || kind == HookKind::kMremap || kind == HookKind::kShmat ||
+           kind == HookKind::kMunmap || kind == HookKind::kShmdt;
+}
+
+std::uint64_t sysv_shm_size(std::uint64_t shmid) {
+    // Columns: key shmid perms size cpid lpid nattch ...
+    std::ifstream in("/proc/sysvipc/shm");
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        long long key = 0;
+        std::uint64_t id = 0, size = 0;
+        std::string perms;
+        if (fields >> key >> id >> perms >> size && id == shmid) return size;
+    }
+    return 0;
 }
 
 FreeKind free_kind(HookKind kind) noexcept {
@@ -125,7 +155,23 @@ CallOutcome outcome_of(HookKind kind, std::span<const std::uint64_t, 3> a, std::
         case HookKind::kFree:
         case HookKind::kDelete:
         case HookKind::kDeleteArray:
+        case HookKind::kMunmap:
+        case HookKind::kShmdt:
             out.freed = a[0];
+            out.size = kind == HookKind::kMunmap ? a[1] : 0;
+            break;
+        case HookKind::kMmap:
+        case HookKind::kShmat:
+            out.allocated = result == ~std::uint64_t{0} ? 0 : result;
+            out.size = kind == HookKind::kMmap ? a[1] : 0;  // shmat: the caller looks the size up
+            break;
+        case HookKind::kMremap:
+            if (result != ~std::uint64_t{0}) {
+                out.freed = a[0];
+                out.freed_size = a[1];
+                out.allocated = result;
+                out.size = a[2];
+            }
             break;
     }
     return out;

@@ -244,14 +244,24 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
         return;
     }
 
-    if (is_release(hook.kind)) {
-        if (const RemoteAddr ptr = regs.arg(0))
-            sink_.on_free(FreeEvent{ptr, 0, tid, free_kind(hook.kind), now_ns()});
+    // Calls whose frames are at or above this one have been unwound without returning.
+    while (!thread.pending.empty() && thread.pending.back().expected_sp <= sp + 8) thread.pending.pop_back();
+    // The allocator's own mappings (arenas, large chunks) are made inside an allocator call
+    // from functions of its own; they are part of the heap, not mappings of the program's.
+    if (is_mapping(hook.kind) && !thread.pending.empty() && !is_mapping(hooks_[static_cast<std::size_t>(thread.pending.back().hook)].kind)) {
+        ++stats_.nested_calls;
         return;
     }
 
-    // Calls whose frames are at or above this one have been unwound without returning.
-    while (!thread.pending.empty() && thread.pending.back().expected_sp <= sp + 8) thread.pending.pop_back();
+    if (is_release(hook.kind)) {
+        const RemoteAddr ptr = regs.arg(0);
+        if (ptr == 0) return;
+        if (is_mapping(hook.kind))
+            sink_.on_unmap(UnmapEvent{ptr, hook.kind == HookKind::kMunmap ? regs.arg(1) : 0, tid, now_ns()});
+        else
+            sink_.on_free(FreeEvent{ptr, 0, tid, free_kind(hook.kind), now_ns()});
+        return;
+    }
 
     BreakpointSite* return_site = sites_.find(ret);
     if (!return_site) {
@@ -292,6 +302,17 @@ void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, cons
     if (kind == HookKind::kPosixMemalign && result == 0) target_.memory().read_value(call.args[0], out_ptr);
     const CallOutcome outcome = outcome_of(kind, std::span<const std::uint64_t, 3>(call.args), result, out_ptr, page_size_);
     const std::uint64_t now = now_ns();
+    if (is_mapping(kind)) {
+        if (outcome.freed) sink_.on_unmap(UnmapEvent{outcome.freed, outcome.freed_size, tid, now});
+        if (outcome.allocated) {
+            const std::size_t n = unwinder_.capture(target_.memory(), regs, frames_);
+            const StackId stack = sink_.intern_stack({frames_.data(), n});
+            const std::uint64_t size = kind == HookKind::kShmat ? sysv_shm_size(call.args[0]) : outcome.size;
+            sink_.on_map(MapEvent{outcome.allocated, size, stack, tid,
+                                  kind == HookKind::kShmat ? MapKind::kSharedMemory : MapKind::kMmap, now});
+        }
+        return;
+    }
     if (outcome.freed) sink_.on_free(FreeEvent{outcome.freed, 0, tid, FreeKind::kRealloc, now});
     if (outcome.allocated) {
         const std::size_t n = unwinder_.capture(target_.memory(), regs, frames_);

@@ -46,6 +46,30 @@ struct FreeEvent {
     std::uint64_t time_ns;
 };
 
+// A new mapping of the address space (mmap, mremap's new range, shmat) and the release of a
+// range (munmap, mremap's old range, shmdt). Ranges are page-granular in the kernel; sizes
+// here are as the program asked.
+enum class MapKind : std::uint8_t {
+    kMmap,
+    kSharedMemory,  // System V shmat
+};
+
+struct MapEvent {
+    RemoteAddr addr;
+    std::uint64_t size;
+    StackId stack;
+    Tid tid;
+    MapKind kind;
+    std::uint64_t time_ns;
+};
+
+struct UnmapEvent {
+    RemoteAddr addr;
+    std::uint64_t size;  // 0 for shmdt: the whole segment attached at addr
+    Tid tid;
+    std::uint64_t time_ns;
+};
+
 // Receives events. intern_stack turns a call stack (innermost first: the allocator's caller's
 // return address, then outward) into a StackId that events carry.
 class EventSink {
@@ -54,6 +78,8 @@ public:
     virtual StackId intern_stack(std::span<const RemoteAddr> pcs) = 0;
     virtual void on_alloc(const AllocEvent& event) = 0;
     virtual void on_free(const FreeEvent& event) = 0;
+    virtual void on_map(const MapEvent&) {}
+    virtual void on_unmap(const UnmapEvent&) {}
 };
 
 }  // namespace leakcheck

@@ -24,6 +24,12 @@ enum class HookKind : std::uint8_t {
     kFree,           // (ptr)
     kDelete,         // (ptr [, size] [, align] [, nothrow])
     kDeleteArray,
+    // The address space: mappings the program makes and never removes leak too.
+    kMmap,           // (addr, length, ...) -> addr or MAP_FAILED
+    kMremap,         // (old, old_size, new_size, ...) -> addr or MAP_FAILED
+    kShmat,          // (shmid, addr, flags) -> addr or (void*)-1
+    kMunmap,         // (addr, length)
+    kShmdt,          // (addr)
 };
 
 struct HookSpec {
@@ -36,12 +42,17 @@ std::span<const HookSpec> hook_specs() noexcept;
 
 // Releases are seen at entry only; allocations at entry (arguments) and return (result).
 [[nodiscard]] bool is_release(HookKind kind) noexcept;
+// mmap and friends, as opposed to the heap allocator.
+[[nodiscard]] bool is_mapping(HookKind kind) noexcept;
+// The size of System V shared memory segment `shmid` (from /proc/sysvipc/shm), or 0.
+[[nodiscard]] std::uint64_t sysv_shm_size(std::uint64_t shmid);
 [[nodiscard]] FreeKind free_kind(HookKind kind) noexcept;
 [[nodiscard]] AllocKind alloc_kind(HookKind kind) noexcept;
 
 // The outcome of one allocation call, from its arguments at entry and its result at return.
 struct CallOutcome {
     RemoteAddr freed = 0;      // a block released by the call (realloc's old block), else 0
+    std::uint64_t freed_size = 0;  // mremap: the old range's length
     RemoteAddr allocated = 0;  // the new block, else 0 (failure)
     std::uint64_t size = 0;
 };
