@@ -65,6 +65,7 @@ BatchResult run_launched(const BatchOptions& options) {
     if (end.signaled) {
         log_stream() << "leakcheck: program terminated by signal " << signal_name(end.signal)
                      << (end.core_dumped ? " (core dumped)" : "") << '\n';
+        log_stream() << session.describe_crash(options.report.max_frames);
     } else {
         log_stream() << "leakcheck: program exited with status " << end.exit_code << '\n';
     }

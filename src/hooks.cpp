@@ -61,6 +61,20 @@ std::uint64_t product(std::uint64_t a, std::uint64_t b) noexcept {
 
 std::span<const HookSpec> hook_specs() noexcept { return kSpecs; }
 
+std::optional<HookKind> hook_kind_from_name(std::string_view name) noexcept {
+    static constexpr std::pair<std::string_view, HookKind> kNames[] = {
+        {"malloc", HookKind::kMalloc},        {"calloc", HookKind::kCalloc},
+        {"realloc", HookKind::kRealloc},      {"free", HookKind::kFree},
+        {"new", HookKind::kNew},              {"new[]", HookKind::kNewArray},
+        {"delete", HookKind::kDelete},        {"delete[]", HookKind::kDeleteArray},
+        {"aligned_alloc", HookKind::kAlignedAlloc}, {"posix_memalign", HookKind::kPosixMemalign},
+        {"mmap", HookKind::kMmap},            {"munmap", HookKind::kMunmap},
+    };
+    for (const auto& [n, kind] : kNames)
+        if (n == name) return kind;
+    return std::nullopt;
+}
+
 bool is_release(HookKind kind) noexcept {
     return kind == HookKind::kFree || kind == HookKind::kDelete || kind == HookKind::kDeleteArray ||
            kind == HookKind::kMunmap || kind == HookKind::kShmdt;

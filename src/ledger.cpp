@@ -50,6 +50,7 @@ void Ledger::on_alloc(const AllocEvent& event) {
     // An address still live here was freed by a call the tracer missed; the allocator reusing
     // it proves the old block is gone, so account it as freed before the new one.
     if (const std::optional<LiveBlock> old = live_.insert(block)) drop_live(*old);
+    freed_.forget(event.addr);
 
     totals_.allocs += 1;
     totals_.alloc_bytes += event.size;
@@ -65,10 +66,25 @@ void Ledger::on_alloc(const AllocEvent& event) {
 void Ledger::on_free(const FreeEvent& event) {
     (void)elapsed_ms(event.time_ns);  // a free may be the first event; it still sets the epoch
     if (event.addr == 0) return;  // free(NULL) is a no-op, not an unknown block
-    if (const std::optional<LiveBlock> old = live_.erase(event.addr))
+    if (const std::optional<LiveBlock> old = live_.erase(event.addr)) {
+        if (!release_matches(old->kind, event.kind))
+            findings_.add(Finding{Finding::Type::kMismatchedFree, event.addr, old->size, old->stack, 0,
+                                  event.stack, old->kind, event.kind, event.tid});
         drop_live(*old);
-    else
+        freed_.remember(event.addr, {old->size, old->stack, event.stack, old->kind});
+    } else if (event.internal) {
+        totals_.internal_frees += 1;
+    } else {
         totals_.unknown_frees += 1;
+        if (const FreedHistory::Entry* prev = freed_.find(event.addr))
+            findings_.add(Finding{Finding::Type::kDoubleFree, event.addr, prev->size, prev->alloc_stack,
+                                  prev->free_stack, event.stack, prev->alloc_kind, event.kind, event.tid});
+    }
+}
+
+bool Ledger::wants_free_stack(RemoteAddr addr, FreeKind kind) const {
+    if (const LiveBlock* block = live_.find(addr)) return !release_matches(block->kind, kind);
+    return freed_.find(addr) != nullptr;
 }
 
 std::vector<StackId> Ledger::top_stacks(std::size_t n) const {

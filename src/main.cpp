@@ -12,6 +12,7 @@
 
 #include "leakcheck/batch.hpp"
 #include "leakcheck/error.hpp"
+#include "leakcheck/hooks.hpp"
 #include "leakcheck/kernel_features.hpp"
 #include "leakcheck/log.hpp"
 
@@ -71,6 +72,13 @@ int main(int argc, char** argv) {
     app.add_option("--sort", sort, "Order stacks by outstanding 'bytes' or by 'growth' over the last reports")
         ->check(CLI::IsMember({"bytes", "growth"}));
     app.add_flag("--json", options.json, "Write reports as JSON (one object per line)");
+    app.add_flag("--free-stacks", options.session.tracer.free_stacks,
+                 "Record the stack of every free, so double frees show both releases (slower)");
+    app.add_option("-O,--allocator-object", options.session.tracer.allocator_object,
+                   "Look for the allocator functions in this object first (path or part of it)");
+    std::vector<std::string> hooks;
+    app.add_option("--hook", hooks, "Treat SYMBOL as an allocator function: SYMBOL=malloc|calloc|realloc|free|"
+                                    "new|new[]|delete|delete[]|aligned_alloc|posix_memalign|mmap|munmap");
     app.add_option("--log-file", log_file, "Write leakcheck's output to FILE instead of stderr");
     app.add_flag("--legacy-kernel", legacy, "Use only what Linux 3.2 offers (PTRACE_ATTACH, no EXITKILL...)");
     app.add_flag("-v,--verbose", verbose_flag, "Say what leakcheck hooks and counts");
@@ -81,6 +89,12 @@ int main(int argc, char** argv) {
         app.parse(argc, argv);
         if (options.pid) positional_interval_count(options);
         else if (options.command.empty()) throw CLI::RequiredError("a program to run (after --) or -p PID");
+        for (const std::string& h : hooks) {
+            const auto eq = h.find('=');
+            const auto kind = eq == std::string::npos ? std::nullopt : hook_kind_from_name(h.substr(eq + 1));
+            if (!kind || eq == 0) throw CLI::ValidationError("--hook", "expected SYMBOL=KIND, got '" + h + "'");
+            options.session.tracer.extra_hooks.emplace_back(h.substr(0, eq), *kind);
+        }
         if (!options.pid && (options.count || options.duration_s > 0))
             throw CLI::ValidationError("--count and --duration go with -p");
     } catch (const CLI::ParseError& e) {
@@ -89,7 +103,6 @@ int main(int argc, char** argv) {
     }
     options.report.max_frames = options.session.tracer.max_frames;
     options.report.sort = sort == "growth" ? Sort::kGrowth : Sort::kBytes;
-    options.report.show_unknown_frees = options.pid != 0;
     if (legacy) use_legacy_kernel_features();
 
     std::unique_ptr<std::ofstream> log;

@@ -82,6 +82,51 @@ void write_summary(std::ostream& out, const LedgerTotals& totals, bool show_unkn
         out << ", " << totals.unknown_frees << " frees of unknown blocks";
 }
 
+std::string format_stack(std::span<const RemoteAddr> pcs, const ModuleMap& modules, Symbolizer& symbolizer,
+                         std::size_t max_frames, int indent, bool first_is_pc) {
+    const std::string tabs(static_cast<std::size_t>(indent), '\t');
+    if (pcs.empty()) return tabs + "(no stack recorded)\n";
+    std::string text;
+    std::size_t number = 0;
+    bool first = true;
+    for (const RemoteAddr pc : pcs.first(std::min(pcs.size(), max_frames))) {
+        // Every recorded PC is a return address, the first one included (where the allocator
+        // returns to in its caller), unless it is where a thread stopped.
+        const Location& loc = symbolizer.symbolize(modules.find(pc), pc, !(first && first_is_pc));
+        first = false;
+        for (const SourceFrame& frame : loc.frames)
+            text += tabs + "#" + std::to_string(number++) + " " + format_frame(loc, frame) + "\n";
+    }
+    return text;
+}
+
+void write_findings(std::ostream& out, const Ledger& ledger, const ModuleMap& modules, Symbolizer& symbolizer,
+                    const ReportOptions& options) {
+    const Findings& findings = ledger.findings();
+    if (findings.count() == 0) return;
+    out << "Findings: " << count(findings.count(), "error", "errors") << " in releasing memory"
+        << (findings.count() > findings.list().size() ? " (the first " + std::to_string(findings.list().size()) + " shown)" : "")
+        << ":\n";
+    const auto stack_of = [&](StackId id) {
+        return id ? format_stack(ledger.stacks().pcs(id), modules, symbolizer, options.max_frames, 3)
+                  : std::string("\t\t\t(stack not recorded; --free-stacks records every release)\n");
+    };
+    for (const Finding& f : findings.list()) {
+        if (f.type == Finding::Type::kDoubleFree) {
+            out << "\tdouble free of " << hex(f.addr) << " (" << count(f.size, "byte", "bytes") << ", from "
+                << to_string(f.alloc_kind) << ") by thread " << f.tid << "\n";
+            out << "\t\treleased again at:\n" << stack_of(f.free_stack);
+            out << "\t\tfirst released at:\n" << stack_of(f.first_free_stack);
+        } else {
+            out << "\tmismatched release: " << hex(f.addr) << " (" << count(f.size, "byte", "bytes")
+                << ") from " << to_string(f.alloc_kind) << " released with " << to_string(f.free_kind)
+                << " by thread " << f.tid << "\n";
+            out << "\t\treleased at:\n" << stack_of(f.free_stack);
+        }
+        out << "\t\tallocated at:\n" << stack_of(f.alloc_stack);
+    }
+}
+
 void write_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modules,
                   Symbolizer& symbolizer, const ReportOptions& options, const GrowthTracker* growth) {
     const detail::Selection sel = detail::select_stacks(ledger, options, growth);
@@ -109,16 +154,7 @@ void write_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modu
         }
         text += '\n';
 
-        const std::span<const RemoteAddr> pcs = ledger.stacks().pcs(shown.id);
-        if (pcs.empty()) text += "\t\t(no stack recorded)\n";
-        std::size_t number = 0;
-        for (const RemoteAddr pc : pcs.first(std::min(pcs.size(), options.max_frames))) {
-            // Every recorded PC is a return address, the first one included: it is where the
-            // allocator returns to in its caller.
-            const Location& loc = symbolizer.symbolize(modules.find(pc), pc, true);
-            for (const SourceFrame& frame : loc.frames)
-                text += "\t\t#" + std::to_string(number++) + " " + format_frame(loc, frame) + "\n";
-        }
+        text += format_stack(ledger.stacks().pcs(shown.id), modules, symbolizer, options.max_frames);
         out << text;
     }
 
@@ -129,6 +165,7 @@ void write_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modu
             << " of " << count(totals.live_bytes, "byte", "bytes") << "): " << detail::describe_filters(options)
             << '\n';
 
+    write_findings(out, ledger, modules, symbolizer, options);
     out << "Summary: ";
     write_summary(out, totals, options.show_unknown_frees);
     out << '\n';

@@ -161,12 +161,21 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
 
 std::vector<std::string> Session::describe_stack(StackId stack, std::size_t max_frames) {
     std::vector<std::string> lines;
-    const auto pcs = ledger_.stacks().pcs(stack);
-    for (std::size_t i = 0; i < pcs.size() && i < max_frames; ++i) {
-        const Location& loc = symbolizer_.symbolize(modules_.find(pcs[i]), pcs[i], true);
-        for (const SourceFrame& frame : loc.frames) lines.push_back(format_frame(loc, frame));
+    const std::string text = format_stack(ledger_.stacks().pcs(stack), modules_, symbolizer_, max_frames, 0);
+    std::size_t begin = 0;
+    while (begin < text.size()) {
+        const std::size_t end = text.find('\n', begin);
+        lines.push_back(text.substr(begin, end - begin));
+        begin = end + 1;
     }
     return lines;
+}
+
+std::string Session::describe_crash(std::size_t max_frames) {
+    const ProcessEnd& e = end();
+    if (e.crash_stack.empty()) return {};
+    return "Thread " + std::to_string(e.crash_tid) + " received " + signal_name(e.signal) + " at:\n" +
+           format_stack(e.crash_stack, modules_, symbolizer_, max_frames, 1, true);
 }
 
 std::vector<Tid> Session::threads() const {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <sstream>
 
 #include "leakcheck/error.hpp"
@@ -163,9 +164,29 @@ void Tracer::handle(const Stop& stop) {
                 resume(stop.tid, 0);
                 return;
             }
+            note_fatal_signal(stop.tid, stop.signal);
             resume(stop.tid, stop.signal);
             return;
     }
+}
+
+// A crash is reported like a debugger does: the signal and the stack of the thread it hit.
+// Only for signals whose default action kills and that the program does not catch.
+void Tracer::note_fatal_signal(Tid tid, int signal) {
+    if (signal != SIGSEGV && signal != SIGBUS && signal != SIGILL && signal != SIGFPE && signal != SIGABRT)
+        return;
+    std::ifstream status("/proc/" + std::to_string(target_.pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("SigCgt:", 0) != 0) continue;
+        const std::uint64_t caught = std::stoull(line.substr(7), nullptr, 16);
+        if (caught & (1ULL << (signal - 1))) return;
+    }
+    arch::Registers regs;
+    if (!target_.get_regs(tid, regs)) return;
+    const std::size_t n = unwinder_.capture(target_.memory(), regs, frames_);
+    end_.crash_tid = tid;
+    end_.crash_stack.assign(frames_.begin(), frames_.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
 void Tracer::handle_event(const Stop& stop) {
@@ -256,10 +277,18 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
     if (is_release(hook.kind)) {
         const RemoteAddr ptr = regs.arg(0);
         if (ptr == 0) return;
-        if (is_mapping(hook.kind))
+        if (is_mapping(hook.kind)) {
             sink_.on_unmap(UnmapEvent{ptr, hook.kind == HookKind::kMunmap ? regs.arg(1) : 0, tid, now_ns()});
-        else
-            sink_.on_free(FreeEvent{ptr, 0, tid, free_kind(hook.kind), now_ns()});
+            return;
+        }
+        const FreeKind kind = free_kind(hook.kind);
+        StackId stack = 0;
+        if (options_.free_stacks || sink_.wants_free_stack(ptr, kind)) {
+            // From the entry: frame 0 is the release function itself, frame 1 its caller.
+            const std::size_t n = unwinder_.capture(target_.memory(), regs, frames_);
+            if (n > 1) stack = sink_.intern_stack({frames_.data() + 1, n - 1});
+        }
+        sink_.on_free(FreeEvent{ptr, stack, tid, kind, now_ns(), hook.module->contains(ret)});
         return;
     }
 
@@ -369,35 +398,52 @@ std::vector<const Module*> Tracer::lookup_order() {
 
 void Tracer::resolve_hooks(Tid tid) {
     const std::vector<const Module*> order = lookup_order();
-    for (const HookSpec& spec : hook_specs()) {
-        const std::string symbol(spec.symbol);
-        if (resolved_symbols_.count(symbol)) continue;
-        for (const Module* m : order) {
+    // With -O, the named object's definitions (any symbol table) come before the usual lookup.
+    std::vector<const Module*> preferred;
+    if (!options_.allocator_object.empty())
+        for (const Module* m : order)
+            if (m->path.find(options_.allocator_object) != std::string::npos) preferred.push_back(m);
+
+    auto resolve = [&](std::string_view name, HookKind kind, bool custom) {
+        const std::string symbol(name);
+        if (resolved_symbols_.count(symbol)) return;
+        auto try_module = [&](const Module* m, bool any_table) {
             const ElfImage* image = images_.get(*m);
-            if (!image) continue;
+            if (!image) return false;
             // A static program has no .dynsym: its own symbol table is what it calls.
-            auto sym = dynamic_ ? image->find_dynamic(spec.symbol) : image->find_any(spec.symbol);
-            if (!sym || sym->value == 0 || !sym->is_function) continue;
-            const RemoteAddr start = m->to_remote(sym->value);
-            std::string why;
-            BreakpointSite* site = sites_.plant(tid, start, &why);
-            if (!site) {
-                warn("cannot hook " + symbol + " in " + m->path + ": " + why);
-                break;
-            }
-            // Aliases (memalign and aligned_alloc may share code): the first spec keeps the site.
-            if (site->hook < 0) {
-                site->hook = static_cast<std::int16_t>(hooks_.size());
-                hooks_.push_back(HookedFunction{spec.kind, symbol, m, start, start + std::max<std::uint64_t>(sym->size, 1)});
-                hooked_ranges_.emplace_back(start, start + std::max<std::uint64_t>(sym->size, 1));
-            }
-            resolved_symbols_.insert(symbol);
-            debug("hooked " + symbol + " at " + hex(start) + " in " + m->path);
-            break;
-        }
-    }
+            auto sym = any_table || !dynamic_ ? image->find_any(name) : image->find_dynamic(name);
+            if (!sym || sym->value == 0 || !sym->is_function) return false;
+            plant_hook(tid, *m, symbol, kind, m->to_remote(sym->value), sym->size);
+            return true;
+        };
+        for (const Module* m : preferred)
+            if (try_module(m, true)) return;
+        for (const Module* m : order)
+            if (try_module(m, custom)) return;
+    };
+    for (const HookSpec& spec : hook_specs()) resolve(spec.symbol, spec.kind, false);
+    for (const auto& [symbol, kind] : options_.extra_hooks) resolve(symbol, kind, true);
     std::sort(hooked_ranges_.begin(), hooked_ranges_.end());
     for (int s : scratch_.take_deferred_signals()) target_.defer_signal(tid, s);
+}
+
+void Tracer::plant_hook(Tid tid, const Module& module, const std::string& symbol, HookKind kind, RemoteAddr start,
+                        std::uint64_t size) {
+    std::string why;
+    BreakpointSite* site = sites_.plant(tid, start, &why);
+    resolved_symbols_.insert(symbol);
+    if (!site) {
+        warn("cannot hook " + symbol + " in " + module.path + ": " + why);
+        return;
+    }
+    // Aliases (memalign and aligned_alloc may share code): the first spec keeps the site.
+    if (site->hook < 0) {
+        site->hook = static_cast<std::int16_t>(hooks_.size());
+        const RemoteAddr end = start + std::max<std::uint64_t>(size, 1);
+        hooks_.push_back(HookedFunction{kind, symbol, &module, start, end});
+        hooked_ranges_.emplace_back(start, end);
+    }
+    debug("hooked " + symbol + " at " + hex(start) + " in " + module.path);
 }
 
 bool Tracer::in_hooked_function(RemoteAddr addr) const noexcept {

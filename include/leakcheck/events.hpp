@@ -44,6 +44,9 @@ struct FreeEvent {
     Tid tid;
     FreeKind kind;
     std::uint64_t time_ns;
+    // Called from inside the allocator's own library (glibc's tcache handing its cached chunks
+    // back when a thread exits, say), not by the program.
+    bool internal = false;
 };
 
 // A new mapping of the address space (mmap, mremap's new range, shmat) and the release of a
@@ -78,6 +81,8 @@ public:
     virtual StackId intern_stack(std::span<const RemoteAddr> pcs) = 0;
     virtual void on_alloc(const AllocEvent& event) = 0;
     virtual void on_free(const FreeEvent& event) = 0;
+    // Whether a release of addr by this family is worth its stack (it would be a finding).
+    virtual bool wants_free_stack(RemoteAddr, FreeKind) const { return false; }
     virtual void on_map(const MapEvent&) {}
     virtual void on_unmap(const UnmapEvent&) {}
 };

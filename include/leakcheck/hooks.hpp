@@ -37,6 +37,10 @@ struct HookSpec {
     HookKind kind;
 };
 
+// --hook's KIND names: malloc, calloc, realloc, free, new, new[], delete, delete[],
+// aligned_alloc, posix_memalign, mmap, munmap. nullopt for anything else.
+std::optional<HookKind> hook_kind_from_name(std::string_view name) noexcept;
+
 // Every function leakcheck hooks, in the order it resolves them.
 std::span<const HookSpec> hook_specs() noexcept;
 

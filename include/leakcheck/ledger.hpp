@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "leakcheck/events.hpp"
+#include "leakcheck/findings.hpp"
 #include "leakcheck/live_block_table.hpp"
 #include "leakcheck/stack_table.hpp"
 
@@ -23,7 +24,8 @@ struct LedgerTotals {
     std::uint64_t allocs = 0;         // successful allocations seen
     std::uint64_t alloc_bytes = 0;
     std::uint64_t frees = 0;          // frees of blocks the ledger knew
-    std::uint64_t unknown_frees = 0;  // frees of addresses it never saw allocated
+    std::uint64_t unknown_frees = 0;  // the program's frees of addresses never seen allocated
+    std::uint64_t internal_frees = 0; // the allocator's own frees of blocks never seen
     std::uint64_t live_blocks = 0;
     std::uint64_t live_bytes = 0;
 };
@@ -33,6 +35,8 @@ public:
     StackId intern_stack(std::span<const RemoteAddr> pcs) override { return stacks_.intern(pcs); }
     void on_alloc(const AllocEvent& event) override;
     void on_free(const FreeEvent& event) override;
+    bool wants_free_stack(RemoteAddr addr, FreeKind kind) const override;
+    [[nodiscard]] const Findings& findings() const noexcept { return findings_; }
 
     [[nodiscard]] const LedgerTotals& totals() const noexcept { return totals_; }
     [[nodiscard]] const StackTable& stacks() const noexcept { return stacks_; }
@@ -55,6 +59,8 @@ private:
     LiveBlockTable live_;
     std::vector<StackStats> per_stack_;  // indexed by StackId
     LedgerTotals totals_;
+    FreedHistory freed_;
+    Findings findings_;
     std::uint64_t epoch_ns_ = 0;
     bool has_epoch_ = false;
 };

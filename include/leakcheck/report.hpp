@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <ctime>
 #include <ostream>
+#include <span>
 #include <string>
 
 #include "leakcheck/growth_tracker.hpp"
@@ -25,10 +26,9 @@ struct ReportOptions {
     std::size_t top = 10;          // how many stacks
     std::size_t max_frames = 32;   // frames printed per stack (PCs, before inline expansion)
     bool show_addresses = false;   // list every outstanding block of a shown stack
-    // Frees of blocks the ledger never saw allocated. After an attach these are blocks from
-    // before it; in a launched program nearly all are the allocator's own (glibc's tcache hands
-    // its cached chunks to free() when a thread exits), so launch mode leaves them out.
-    bool show_unknown_frees = false;
+    // The program's frees of blocks the ledger never saw allocated (after an attach: blocks
+    // from before it). The allocator's own such frees are counted apart and never shown.
+    bool show_unknown_frees = true;
 
     // Filters, per block. Any active one makes the report count only the blocks that pass.
     std::uint64_t min_age_ms = 0;  // only blocks allocated more than this long before now_ns
@@ -75,6 +75,16 @@ void write_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modu
 // were any, ", 2 frees of unknown blocks" (singular nouns for counts of 1). No "Summary: "
 // prefix, no newline.
 void write_summary(std::ostream& out, const LedgerTotals& totals, bool show_unknown_frees = true);
+
+// The frames of one stack, "#k frame" per line after `indent` tabs; "(no stack recorded)" for
+// an empty one. Every PC is symbolized as a return address.
+// `first_is_pc`: the first PC is where a thread stopped (a crash), not a return address.
+std::string format_stack(std::span<const RemoteAddr> pcs, const ModuleMap& modules, Symbolizer& symbolizer,
+                         std::size_t max_frames, int indent = 2, bool first_is_pc = false);
+
+// The "Findings:" section (double and mismatched releases), or nothing when there are none.
+void write_findings(std::ostream& out, const Ledger& ledger, const ModuleMap& modules, Symbolizer& symbolizer,
+                    const ReportOptions& options);
 
 // One frame line without its number:
 //   "fibonacci+0x1f (fib_leak.c:12) [/path/fib_leak]"  function+offset, file basename, module

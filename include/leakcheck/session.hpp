@@ -49,6 +49,7 @@ public:
     StackId intern_stack(std::span<const RemoteAddr> pcs) override { return ledger_.intern_stack(pcs); }
     void on_alloc(const AllocEvent& event) override;
     void on_free(const FreeEvent& event) override { ledger_.on_free(event); }
+    bool wants_free_stack(RemoteAddr addr, FreeKind kind) const override { return ledger_.wants_free_stack(addr, kind); }
 
     // Watch for allocations with min <= size <= max; nullopt to stop watching.
     void set_catch(std::optional<std::pair<std::uint64_t, std::uint64_t>> range) { range_ = range; }
@@ -98,6 +99,8 @@ public:
     std::vector<std::string> describe_stack(StackId stack, std::size_t max_frames);
     [[nodiscard]] std::size_t thread_count() const noexcept { return target_ ? target_->threads().size() : 0; }
     [[nodiscard]] std::vector<Tid> threads() const;
+    // The crashed thread's stack, symbolized, when the program died of a fatal signal.
+    std::string describe_crash(std::size_t max_frames);
 
     [[nodiscard]] const Ledger& ledger() const noexcept { return ledger_; }
     [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }

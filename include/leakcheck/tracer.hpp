@@ -25,6 +25,9 @@ namespace leakcheck {
 struct TracerOptions {
     std::size_t max_frames = 32;
     bool intercept_sigint = false;  // swallow SIGINT meant for the program; see take_interrupt()
+    bool free_stacks = false;       // unwind at every free, not only at those that are findings
+    std::string allocator_object;   // -O: look for the allocator in this object first
+    std::vector<std::pair<std::string, HookKind>> extra_hooks;  // --hook SYMBOL=KIND
 };
 
 struct TracerStats {
@@ -42,6 +45,10 @@ struct ProcessEnd {
     int exit_code = 0;
     int signal = 0;
     bool core_dumped = false;
+    // The thread that received the fatal signal, and its stack at that moment (frame 0 is the
+    // faulting instruction itself, not a return address).
+    Tid crash_tid = 0;
+    std::vector<RemoteAddr> crash_stack;
 };
 
 class Tracer {
@@ -106,6 +113,7 @@ private:
     };
 
     void handle_event(const Stop& stop);
+    void note_fatal_signal(Tid tid, int signal);
     bool handle_trap(Tid tid);
     void on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site);
     void on_return(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site);
@@ -115,6 +123,8 @@ private:
     void handle_passenger(const Stop& stop);
     void refresh_modules(Tid tid);
     void resolve_hooks(Tid tid);
+    void plant_hook(Tid tid, const Module& module, const std::string& symbol, HookKind kind, RemoteAddr start,
+                    std::uint64_t size);
     std::vector<const Module*> lookup_order();
     bool in_hooked_function(RemoteAddr addr) const noexcept;
     void resume(Tid tid, int signal = 0);

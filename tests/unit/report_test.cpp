@@ -189,7 +189,7 @@ TEST_F(UnknownModuleReport, AddressesSortedAndFramesLimited) {
 }
 
 TEST_F(UnknownModuleReport, TopLimitsStacks) {
-    EXPECT_EQ(report(ledger, modules, {.top = 2, .max_frames = 32, .show_addresses = false}),
+    EXPECT_EQ(report(ledger, modules, {.top = 2, .max_frames = 32, .show_addresses = false, .show_unknown_frees = false}),
               "Top 2 stacks with outstanding allocations:\n"
               "\t300 bytes in 3 allocations from stack\n"
               "\t\t#0 0x1000\n"
@@ -197,7 +197,7 @@ TEST_F(UnknownModuleReport, TopLimitsStacks) {
               "\t\t#2 0x3000\n"
               "\t300 bytes in 1 allocation from stack\n"
               "\t\t#0 0x4000\n"
-              // show_unknown_frees is off by default (launch mode): no unknown-free count.
+              // show_unknown_frees off: no unknown-free count.
               "Summary: 8 allocations (1701 bytes), 2 frees, 651 bytes in 6 blocks outstanding\n");
 }
 
