@@ -6,30 +6,20 @@
 
 #include <algorithm>
 
+#include "leakcheck/report_mappings.hpp"
+#include "report_format.hpp"
 #include "report_selection.hpp"
 
 namespace leakcheck {
 namespace {
 
-using Json = nlohmann::ordered_json;
-
-Json frame_json(const Location& loc, const SourceFrame& frame) {
-    Json f;
-    f["pc"] = loc.pc;
-    f["function"] = frame.function.empty() ? Json(nullptr) : Json(frame.function);
-    f["offset"] = frame.has_offset ? Json(frame.offset) : Json(nullptr);
-    f["file"] = frame.file.empty() ? Json(nullptr) : Json(frame.file);
-    f["line"] = frame.line == 0 ? Json(nullptr) : Json(frame.line);
-    f["module"] = loc.module.empty() ? Json(nullptr) : Json(loc.module);
-    f["module_offset"] = loc.module.empty() ? Json(nullptr) : Json(loc.module_offset);
-    f["inlined"] = frame.inlined;
-    return f;
-}
+using detail::Json;
 
 }  // namespace
 
 void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modules,
-                       Symbolizer& symbolizer, const ReportOptions& options, const GrowthTracker* growth) {
+                       Symbolizer& symbolizer, const ReportOptions& options, const GrowthTracker* growth,
+                       const MappingLedger* mappings) {
     const detail::Selection sel = detail::select_stacks(ledger, options, growth);
     const LedgerTotals& t = ledger.totals();
 
@@ -57,14 +47,7 @@ void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap&
         s["growing"] = shown.growing;
         if (growth != nullptr) s["deltas"] = shown.deltas;
 
-        Json frames = Json::array();
-        const std::span<const RemoteAddr> pcs = ledger.stacks().pcs(shown.id);
-        for (const RemoteAddr pc : pcs.first(std::min(pcs.size(), options.max_frames))) {
-            // Return addresses, as in the text report.
-            const Location& loc = symbolizer.symbolize(modules.find(pc), pc, true);
-            for (const SourceFrame& frame : loc.frames) frames.push_back(frame_json(loc, frame));
-        }
-        s["frames"] = std::move(frames);
+        s["frames"] = detail::frames_to_json(ledger.stacks().pcs(shown.id), modules, symbolizer, options.max_frames);
 
         if (options.show_addresses) {
             Json addresses = Json::array();
@@ -74,6 +57,7 @@ void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap&
         stacks.push_back(std::move(s));
     }
     doc["stacks"] = std::move(stacks);
+    if (mappings) doc["mappings"] = mappings_to_json(*mappings, ledger.stacks(), modules, symbolizer, options);
 
     out << doc.dump() << '\n';
 }

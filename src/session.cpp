@@ -11,6 +11,7 @@
 
 #include "leakcheck/error.hpp"
 #include "leakcheck/json_report.hpp"
+#include "leakcheck/report_mappings.hpp"
 #include "leakcheck/log.hpp"
 
 namespace leakcheck {
@@ -206,10 +207,10 @@ const ProcessEnd& Session::end() const noexcept { return tracer_ && tracer_->end
 void Session::write_report(std::ostream& out, const ReportOptions& options, const GrowthTracker* growth,
                            bool json) {
     if (json) {
-        write_json_report(out, ledger_, modules_, symbolizer_, options, growth);
-        out << '\n';
+        write_json_report(out, ledger_, modules_, symbolizer_, options, growth, &mappings_);
     } else {
         leakcheck::write_report(out, ledger_, modules_, symbolizer_, options, growth);
+        write_mapping_report(out, mappings_, ledger_.stacks(), modules_, symbolizer_, options);
     }
     out.flush();
 }

@@ -278,7 +278,9 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
         const RemoteAddr ptr = regs.arg(0);
         if (ptr == 0) return;
         if (is_mapping(hook.kind)) {
-            sink_.on_unmap(UnmapEvent{ptr, hook.kind == HookKind::kMunmap ? regs.arg(1) : 0, tid, now_ns()});
+            const std::uint64_t length = hook.kind == HookKind::kMunmap ? regs.arg(1) : 0;
+            if (hook.kind == HookKind::kMunmap && length == 0) return;  // EINVAL; size 0 means shmdt
+            sink_.on_unmap(UnmapEvent{ptr, length, tid, now_ns()});
             return;
         }
         const FreeKind kind = free_kind(hook.kind);
@@ -308,7 +310,7 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
         }
     }
     return_site->return_site = true;
-    thread.pending.push_back(PendingCall{ret, sp + 8, site.hook, {regs.arg(0), regs.arg(1), regs.arg(2)}});
+    thread.pending.push_back(PendingCall{ret, sp + 8, site.hook, {regs.arg(0), regs.arg(1), regs.arg(2), regs.arg(3)}});
 }
 
 void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site) {
@@ -329,7 +331,9 @@ void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, cons
     const std::uint64_t result = regs.result();
     std::uint64_t out_ptr = 0;
     if (kind == HookKind::kPosixMemalign && result == 0) target_.memory().read_value(call.args[0], out_ptr);
-    const CallOutcome outcome = outcome_of(kind, std::span<const std::uint64_t, 3>(call.args), result, out_ptr, page_size_);
+    CallOutcome outcome = outcome_of(kind, std::span<const std::uint64_t, 3>(call.args, 3), result, out_ptr, page_size_);
+    constexpr std::uint64_t kMremapDontUnmap = 4;  // the old range stays mapped
+    if (kind == HookKind::kMremap && (call.args[3] & kMremapDontUnmap)) outcome.freed = 0;
     const std::uint64_t now = now_ns();
     if (is_mapping(kind)) {
         if (outcome.freed) sink_.on_unmap(UnmapEvent{outcome.freed, outcome.freed_size, tid, now});

@@ -6,6 +6,7 @@
 
 #include "leakcheck/growth_tracker.hpp"
 #include "leakcheck/ledger.hpp"
+#include "leakcheck/mapping_ledger.hpp"
 #include "leakcheck/module_map.hpp"
 #include "leakcheck/report.hpp"
 #include "leakcheck/symbolizer.hpp"
@@ -26,8 +27,9 @@ namespace leakcheck {
 // Frames run innermost first, inlined ones expanded as in the text; a field not known is
 // null (function, offset without an entry point, file, line 0, module and its offset).
 // Addresses are plain numbers (user-space addresses fit a double's 53 bits exactly).
+// With `mappings`, the object also has "mappings" (see report_mappings.hpp).
 void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modules,
                        Symbolizer& symbolizer, const ReportOptions& options,
-                       const GrowthTracker* growth = nullptr);
+                       const GrowthTracker* growth = nullptr, const MappingLedger* mappings = nullptr);
 
 }  // namespace leakcheck

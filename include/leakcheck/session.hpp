@@ -13,6 +13,7 @@
 
 #include "leakcheck/growth_tracker.hpp"
 #include "leakcheck/ledger.hpp"
+#include "leakcheck/mapping_ledger.hpp"
 #include "leakcheck/module_map.hpp"
 #include "leakcheck/report.hpp"
 #include "leakcheck/symbolizer.hpp"
@@ -45,11 +46,13 @@ struct CaughtAllocation {
 // Forwards events to the ledger, and notices allocations of a size being watched for.
 class EventTap final : public EventSink {
 public:
-    explicit EventTap(Ledger& ledger) : ledger_(ledger) {}
+    EventTap(Ledger& ledger, MappingLedger& mappings) : ledger_(ledger), mappings_(mappings) {}
     StackId intern_stack(std::span<const RemoteAddr> pcs) override { return ledger_.intern_stack(pcs); }
     void on_alloc(const AllocEvent& event) override;
     void on_free(const FreeEvent& event) override { ledger_.on_free(event); }
     bool wants_free_stack(RemoteAddr addr, FreeKind kind) const override { return ledger_.wants_free_stack(addr, kind); }
+    void on_map(const MapEvent& event) override { mappings_.on_map(event); }
+    void on_unmap(const UnmapEvent& event) override { mappings_.on_unmap(event); }
 
     // Watch for allocations with min <= size <= max; nullopt to stop watching.
     void set_catch(std::optional<std::pair<std::uint64_t, std::uint64_t>> range) { range_ = range; }
@@ -60,6 +63,7 @@ public:
 
 private:
     Ledger& ledger_;
+    MappingLedger& mappings_;
     std::optional<std::pair<std::uint64_t, std::uint64_t>> range_;
     std::optional<AllocEvent> caught_;
 };
@@ -103,6 +107,7 @@ public:
     std::string describe_crash(std::size_t max_frames);
 
     [[nodiscard]] const Ledger& ledger() const noexcept { return ledger_; }
+    [[nodiscard]] const MappingLedger& mappings() const noexcept { return mappings_; }
     [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }
     // Text (or JSON) report of what is outstanding now. `growth` marks growing stacks.
     void write_report(std::ostream& out, const ReportOptions& options, const GrowthTracker* growth = nullptr,
@@ -111,7 +116,8 @@ public:
 private:
     SessionOptions options_;
     Ledger ledger_;
-    EventTap tap_{ledger_};
+    MappingLedger mappings_;
+    EventTap tap_{ledger_, mappings_};
     std::optional<AllocEvent> caught_;
     ModuleMap modules_;
     Symbolizer symbolizer_;

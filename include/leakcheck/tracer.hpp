@@ -98,7 +98,7 @@ private:
         RemoteAddr return_addr;
         RemoteAddr expected_sp;  // sp once the call has returned
         std::int16_t hook;
-        std::uint64_t args[3];
+        std::uint64_t args[4];
     };
     struct ThreadState {
         std::vector<PendingCall> pending;

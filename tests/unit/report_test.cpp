@@ -116,11 +116,11 @@ TEST(WriteSummary, PluralsAndUnknownFrees) {
         write_summary(out, t);
         return out.str();
     };
-    EXPECT_EQ(summary({12, 98304, 7, 0, 5, 40960}),
+    EXPECT_EQ(summary({.allocs = 12, .alloc_bytes = 98304, .frees = 7, .live_blocks = 5, .live_bytes = 40960}),
               "12 allocations (98304 bytes), 7 frees, 40960 bytes in 5 blocks outstanding");
-    EXPECT_EQ(summary({12, 98304, 7, 2, 5, 40960}),
+    EXPECT_EQ(summary({.allocs = 12, .alloc_bytes = 98304, .frees = 7, .unknown_frees = 2, .live_blocks = 5, .live_bytes = 40960}),
               "12 allocations (98304 bytes), 7 frees, 40960 bytes in 5 blocks outstanding, 2 frees of unknown blocks");
-    EXPECT_EQ(summary({1, 1, 1, 1, 1, 1}),
+    EXPECT_EQ(summary({.allocs = 1, .alloc_bytes = 1, .frees = 1, .unknown_frees = 1, .live_blocks = 1, .live_bytes = 1}),
               "1 allocation (1 byte), 1 free, 1 byte in 1 block outstanding, 1 free of an unknown block");
     EXPECT_EQ(summary({}), "0 allocations (0 bytes), 0 frees, 0 bytes in 0 blocks outstanding");
 }
