@@ -8,24 +8,14 @@
 #include <ctime>
 #include <string_view>
 
+#include "report_format.hpp"
 #include "report_selection.hpp"
 
 namespace leakcheck {
 namespace {
 
-std::string hex(std::uint64_t v) {
-    char buf[16];
-    const auto res = std::to_chars(buf, buf + sizeof buf, v, 16);
-    return std::string(buf, res.ptr);
-}
-
-// "1 block", "2 blocks": counts stay exact, only the noun follows them.
-std::string count(std::uint64_t n, std::string_view one, std::string_view many) {
-    std::string s = std::to_string(n);
-    s += ' ';
-    s += n == 1 ? one : many;
-    return s;
-}
+using detail::count;
+using detail::hex;
 
 // "[03:00:41] " in local time, as memleak stamps its periodic reports; "" for 0.
 std::string timestamp(std::time_t when) {
