@@ -6,6 +6,7 @@
 #   make demo       build, then trace the case study: leakcheck -- fib_leak 5
 #   make check      build, then run the whole test suite (exit status = the tests')
 #   make sanitize   the same with leakcheck built with ASan+UBSan, in $(SANITIZE_BUILD)
+#   make bench      build, then the benchmarks (not tests; knobs: tests/bench/run_bench.py)
 #   make clean      remove both build directories
 
 BUILD ?= build
@@ -25,7 +26,8 @@ CMAKE_ARGS ?=
 # the latter, which nothing here needs). valgrind is the tests' oracle.
 DEBIAN_PACKAGES := build-essential cmake pkg-config \
 	llvm-14-dev zlib1g-dev libz3-dev libncurses-dev libxml2-dev libffi-dev libedit-dev \
-	libunwind-dev libcapstone-dev libcli11-dev libgtest-dev googletest valgrind
+	libunwind-dev libcapstone-dev libcli11-dev libgtest-dev googletest nlohmann-json3-dev \
+	valgrind python3 perl git sqlite3
 
 CTEST_FLAGS = --output-on-failure --no-tests=error -j$(CTEST_JOBS) --timeout $(CTEST_TIMEOUT)
 
@@ -79,3 +81,9 @@ sanitize: deps
 
 clean:
 	rm -rf $(BUILD) $(SANITIZE_BUILD)
+
+# Each workload natively, under leakcheck, valgrind and heaptrack; medians to stdout and
+# $(BUILD)/bench/results.md. Environment knobs (BENCH_REPS...) are documented in the driver.
+.PHONY: bench
+bench: build
+	python3 tests/bench/run_bench.py --build $(BUILD)

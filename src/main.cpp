@@ -55,14 +55,14 @@ int main(int argc, char** argv) {
     std::string log_file;
     bool verbose_flag = false;
     bool legacy = false;
-    app.add_option("-p,--pid", options.pid, "Attach to the running process PID")->check(CLI::PositiveNumber);
+    app.add_option("-p,--pid", options.pid, "Attach to the running process PID")->check(CLI::Range(1, 1 << 30));
     app.add_option("--interval", options.interval_s, "Print a report every S seconds (attach default: 5)")
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(0.001, 1e9));
     app.add_option("--count", options.count, "With -p: detach after N reports");
     app.add_option("--duration", options.duration_s, "With -p: watch for S seconds, report, detach")
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(0.001, 1e9));
     app.add_flag("-a,--show-addresses", options.report.show_addresses, "List the address and size of each outstanding block");
-    app.add_option("-T,--top", options.report.top, "How many stacks to show (default 10)")->check(CLI::PositiveNumber);
+    app.add_option("-T,--top", options.report.top, "How many stacks to show (default 10)")->check(CLI::Range(1, 1000000));
     app.add_option("--max-frames", options.session.tracer.max_frames, "Stack depth recorded and shown (default 32)")
         ->check(CLI::Range(1, 256));
     app.add_option("-o,--older", options.report.min_age_ms, "Only blocks older than MS milliseconds");
@@ -98,8 +98,10 @@ int main(int argc, char** argv) {
         if (!options.pid && (options.count || options.duration_s > 0))
             throw CLI::ValidationError("--count and --duration go with -p");
     } catch (const CLI::ParseError& e) {
-        const int rc = app.exit(e);
-        return rc == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+        // One line, like every other error of leakcheck's.
+        std::cerr << "leakcheck: " << e.what() << " (see --help)\n";
+        return static_cast<int>(ExitCode::kUsage);
     }
     options.report.max_frames = options.session.tracer.max_frames;
     options.report.sort = sort == "growth" ? Sort::kGrowth : Sort::kBytes;

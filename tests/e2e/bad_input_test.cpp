@@ -5,6 +5,7 @@
 // own temporary path on its command line).
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,17 @@ std::vector<std::string> leakcheck_on(const std::vector<std::string>& command) {
     std::vector<std::string> argv{leakcheck_bin(), "--"};
     argv.insert(argv.end(), command.begin(), command.end());
     return argv;
+}
+
+// The leftover check itself: a shell that leaves a sleep behind is caught.
+TEST(BadInput, LeftoverCheckSeesABackgroundChild) {
+    TempDir dir;
+    const std::string script = dir.write("leave-one.sh", "#!/bin/sh\nsleep 30 &\necho started\n", 0755);
+    const WatchedRun w = run_watched({script}, "", kTimeout, dir.path());
+    ASSERT_FALSE(w.timed_out);
+    EXPECT_TRUE(w.exited(0));
+    EXPECT_EQ(w.out, "started\n");
+    EXPECT_FALSE(w.leftovers.empty());
 }
 
 TEST(BadInput, NonexistentProgramPath) {
@@ -102,6 +114,8 @@ struct UsageCase {
     const char* name;
     std::vector<std::string> args;
 };
+
+void PrintTo(const UsageCase& c, std::ostream* os) { *os << c.name; }
 
 class BadUsage : public ::testing::TestWithParam<UsageCase> {};
 

@@ -8,7 +8,9 @@
 // Every run has stdout on a pipe, so glibc's stdout buffer is 4096 bytes wherever it appears.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstring>
@@ -117,9 +119,161 @@ void expect_stdout_buffer(const Report& r, const std::string& caller, const std:
 }
 
 // ---------------------------------------------------------------------------------------------
+// The parser the tests below rely on, on a canned report with every kind of line.
+
+TEST(ReportParser, ReadsEveryKindOfLine) {
+    const std::string text =
+        "program's own stderr\n"
+        "leakcheck: program terminated by signal SIGABRT (core dumped)\n"
+        "Thread 4242 received SIGABRT at:\n"
+        "\t#0 __pthread_kill_implementation+0x11c (pthread_kill.c:44) [/lib/libc.so.6]\n"
+        "\t#1 main+0x5f (crash.c:49) [/x/crash]\n"
+        "Top 10 stacks with outstanding allocations:\n"
+        "\taddr = 55d0c0de1000 size = 256\n"
+        "\t256 bytes in 1 allocation from stack\n"
+        "\t\t#0 std::__new_allocator<int>::allocate(unsigned long, void const*)+0x5e (new_allocator.h:137) [/x/cxx_leak]\n"
+        "\t\t#1 std::allocator<int>::allocate(unsigned long) (allocator.h:188) [/x/cxx_leak] (inlined)\n"
+        "\t\t#2 ?? [/usr/lib/libstdc++.so.6.0.30+0xa57ba]\n"
+        "\t\t#3 0x7f0012345678\n"
+        "\t\t#4 _start+0x21 [/x/cxx_leak]\n"
+        "\t1 byte in 1 allocation from stack\n"
+        "\t\t(no stack recorded)\n"
+        "Summary: 1 allocation (1 byte), 1 free, 257 bytes in 2 blocks outstanding\n"
+        "trailing\n";
+    const Report r = parse_report(text);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.before, "program's own stderr\n");
+    EXPECT_EQ(r.after, "trailing\n");
+    EXPECT_EQ(r.signal_name, "SIGABRT");
+    EXPECT_TRUE(r.core_dumped);
+    EXPECT_FALSE(r.exit_status.has_value());
+    ASSERT_TRUE(r.crash.present);
+    EXPECT_EQ(r.crash.tid, 4242);
+    EXPECT_EQ(r.crash.signal_name, "SIGABRT");
+    ASSERT_EQ(r.crash.frames.size(), 2u);
+    EXPECT_EQ(r.crash.frames[0].function, "__pthread_kill_implementation");
+    EXPECT_EQ(r.crash.frames[1].file_line(), "crash.c:49");
+    EXPECT_EQ(r.top, 10u);
+    ASSERT_EQ(r.stacks.size(), 2u);
+    const Stack& s = r.stacks[0];
+    EXPECT_EQ(s.bytes, 256u);
+    EXPECT_EQ(s.blocks, 1u);
+    ASSERT_EQ(s.addresses.size(), 1u);
+    EXPECT_EQ(s.addresses[0].addr, 0x55d0c0de1000u);
+    EXPECT_EQ(s.addresses[0].size, 256u);
+    ASSERT_EQ(s.frames.size(), 5u);
+    EXPECT_EQ(s.frames[0].function, "std::__new_allocator<int>::allocate(unsigned long, void const*)");
+    EXPECT_EQ(s.frames[0].offset, 0x5eu);
+    EXPECT_EQ(s.frames[0].file_line(), "new_allocator.h:137");
+    EXPECT_EQ(s.frames[0].module, "/x/cxx_leak");
+    EXPECT_FALSE(s.frames[0].inlined);
+    EXPECT_EQ(s.frames[1].function, "std::allocator<int>::allocate(unsigned long)");
+    EXPECT_FALSE(s.frames[1].offset.has_value());
+    EXPECT_EQ(s.frames[1].file_line(), "allocator.h:188");
+    EXPECT_TRUE(s.frames[1].inlined);
+    EXPECT_EQ(s.frames[2].function, "");
+    EXPECT_EQ(s.frames[2].module, "/usr/lib/libstdc++.so.6.0.30+0xa57ba");
+    EXPECT_EQ(s.frames[3].function, "");
+    EXPECT_EQ(s.frames[3].module, "");
+    EXPECT_EQ(s.frames[4].function, "_start");
+    EXPECT_EQ(s.frames[4].file, "");
+    EXPECT_EQ(s.physical_frames(), 4u);
+    EXPECT_TRUE(r.stacks[1].no_stack_recorded);
+    EXPECT_EQ(r.summary.allocs, 1u);
+    EXPECT_EQ(r.summary.alloc_bytes, 1u);
+    EXPECT_EQ(r.summary.frees, 1u);
+    EXPECT_EQ(r.summary.live_bytes, 257u);
+    EXPECT_EQ(r.summary.live_blocks, 2u);
+}
+
+TEST(ReportParser, ReadsTheMappingsSection) {
+    const std::string head =
+        "leakcheck: program exited with status 0\n"
+        "No outstanding allocations.\n"
+        "Summary: 0 allocations (0 bytes), 0 frees, 0 bytes in 0 blocks outstanding\n";
+    const Report r = parse_report(head +
+                                  "Top 10 stacks with outstanding mappings:\n"
+                                  "\taddr = 7f0000000000 size = 8392704 (mmap)\n"
+                                  "\t8392704 bytes in 1 mapping from stack\n"
+                                  "\t\t#0 pthread_create+0x981 (pthread_create.c:650) [/lib/libc.so.6]\n"
+                                  "\t\t#1 main+0x6b (fib_leak.c:85) [/x/fib_leak]\n"
+                                  "Mappings: 2 mapped (8396800 bytes), 1 unmapped, 8392704 bytes in 1 mapping "
+                                  "outstanding\n");
+    ASSERT_TRUE(r.ok) << r.error;
+    ASSERT_TRUE(r.mappings.present);
+    EXPECT_EQ(r.mappings.top, 10u);
+    ASSERT_EQ(r.mappings.stacks.size(), 1u);
+    ASSERT_EQ(r.mappings.stacks[0].addresses.size(), 1u);
+    EXPECT_EQ(r.mappings.stacks[0].addresses[0].kind, "mmap");
+    EXPECT_EQ(r.mappings.stacks[0].addresses[0].size, 8392704u);
+    EXPECT_EQ(r.mappings.stacks[0].find("main", "fib_leak.c:85"), 1);
+    EXPECT_EQ(r.mappings.maps, 2u);
+    EXPECT_EQ(r.mappings.map_bytes, 8396800u);
+    EXPECT_EQ(r.mappings.unmaps, 1u);
+    EXPECT_EQ(r.mappings.live_bytes, 8392704u);
+    EXPECT_EQ(r.mappings.live_mappings, 1u);
+    EXPECT_EQ(r.after, "");
+
+    const Report none = parse_report(head + "Mappings: 1 mapped (4096 bytes), 1 unmapped, 0 bytes in 0 mappings "
+                                            "outstanding\nprogram text\n");
+    ASSERT_TRUE(none.ok) << none.error;
+    EXPECT_TRUE(none.mappings.present);
+    EXPECT_FALSE(none.mappings.top.has_value());
+    EXPECT_EQ(none.mappings.live_mappings, 0u);
+    EXPECT_EQ(none.after, "program text\n");
+
+    EXPECT_FALSE(parse_report(head + "Top 10 stacks with outstanding mappings:\n"
+                                     "\t4096 bytes in 1 mapping from stack\n").ok);  // no Mappings line
+}
+
+TEST(ReportParser, RejectsWhatIsNotAReport) {
+    EXPECT_FALSE(parse_report("").ok);
+    EXPECT_FALSE(parse_report("leakcheck: program exited with status 0\nNo outstanding allocations.\n").ok);
+    EXPECT_FALSE(parse_report("leakcheck: program exited with status 0\nTop 10 stacks with outstanding allocations:\n"
+                              "\t8 bytes in 1 allocation from stack\n\t\t#1 main [/x]\n"
+                              "Summary: 1 allocation (8 bytes), 0 frees, 8 bytes in 1 block outstanding\n")
+                     .ok);  // frames not numbered from #0
+    EXPECT_FALSE(parse_report("leakcheck: program exited with status 0\nNo outstanding allocations.\n"
+                              "something else\nSummary: 0 allocations (0 bytes), 0 frees, 0 bytes in 0 blocks "
+                              "outstanding\n")
+                     .ok);
+    const Report ok = parse_report("leakcheck: program exited with status 3\nNo outstanding allocations.\n"
+                                   "Summary: 0 allocations (0 bytes), 0 frees, 0 bytes in 0 blocks outstanding\n");
+    ASSERT_TRUE(ok.ok) << ok.error;
+    EXPECT_EQ(ok.exit_status, 3);
+    EXPECT_TRUE(ok.no_outstanding);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Each fixture's report
 
+// Sets this process's soft RLIMIT_STACK for the programs it starts (glibc sizes default thread
+// stacks by it), restoring it when done.
+class StackLimit {
+public:
+    explicit StackLimit(rlim_t bytes) {
+        ::getrlimit(RLIMIT_STACK, &saved_);
+        struct rlimit wanted = saved_;
+        wanted.rlim_cur = bytes;
+        set_ = ::setrlimit(RLIMIT_STACK, &wanted) == 0;
+    }
+    ~StackLimit() {
+        if (set_) ::setrlimit(RLIMIT_STACK, &saved_);
+    }
+    StackLimit(const StackLimit&) = delete;
+    StackLimit& operator=(const StackLimit&) = delete;
+    [[nodiscard]] bool set() const noexcept { return set_; }
+
+private:
+    struct rlimit saved_ {};
+    bool set_ = false;
+};
+
 TEST(LaunchReport, FibLeakCaseStudy) {
+    // 8 MiB stacks for the thread, whatever this machine's ulimit -s.
+    constexpr rlim_t kThreadStack = 8 << 20;
+    StackLimit limit(kThreadStack);
+    ASSERT_TRUE(limit.set());
     const Traced t = trace({}, {fixture("fib_leak")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
@@ -155,6 +309,23 @@ TEST(LaunchReport, FibLeakCaseStudy) {
     expect_stdout_buffer(r, "child", "fib_leak.c:65");
 
     expect_summary(r, 7, 45328, 0, 45328, 7);
+
+    // The thread's stack, mmap'ed by pthread_create and kept in glibc's stack cache after the
+    // join: RLIMIT_STACK bytes plus one guard page.
+    ASSERT_TRUE(r.mappings.present) << t.run.err;
+    EXPECT_EQ(r.mappings.top, 10u);
+    ASSERT_EQ(r.mappings.stacks.size(), 1u) << t.run.err;
+    const Stack& stack = r.mappings.stacks[0];
+    const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    EXPECT_EQ(stack.bytes, kThreadStack + page);
+    EXPECT_EQ(stack.blocks, 1u);
+    EXPECT_GE(stack.find("pthread_create"), 0) << t.run.err;
+    EXPECT_EQ(stack.find("pthread_create") + 1, stack.find("main", "fib_leak.c:85")) << t.run.err;
+    EXPECT_EQ(r.mappings.maps, 1u);
+    EXPECT_EQ(r.mappings.map_bytes, kThreadStack + page);
+    EXPECT_EQ(r.mappings.unmaps, 0u);
+    EXPECT_EQ(r.mappings.live_bytes, kThreadStack + page);
+    EXPECT_EQ(r.mappings.live_mappings, 1u);
 }
 
 TEST(LaunchReport, FibLeakArgumentsChangeTheLeak) {
@@ -181,6 +352,7 @@ TEST(LaunchReport, NoLeakHasNothingOutstanding) {
     EXPECT_TRUE(r.stacks.empty());
     // 34,000 of the program's allocations + 4 DTVs, every one freed.
     expect_summary(r, 34004, 3095352, 34004, 0, 0);
+    EXPECT_FALSE(r.mappings.present) << "a mappings section for a program that maps nothing itself";
 }
 
 TEST(LaunchReport, ErrorPathLeaksThroughStrdup) {
@@ -202,6 +374,7 @@ TEST(LaunchReport, ErrorPathLeaksThroughStrdup) {
     EXPECT_TRUE(frame_is(*own, 3, "main", "error_path.c:121"));
     expect_stdout_buffer(r, "main", "error_path.c:128");
     expect_summary(r, 14, 4493, 10, 4133, 4);
+    EXPECT_FALSE(r.mappings.present) << "a mappings section for a program that maps nothing itself";
 }
 
 TEST(LaunchReport, ErrorPathWithAnInputFile) {
@@ -278,6 +451,7 @@ TEST(LaunchReport, CxxLeakNewNewArrayAndVector) {
     expect_stdout_buffer(r, "main", "cxx_leak.cpp:117");
     // 4 own + pool + stdout buffer + the bad_alloc exception object (136 bytes, freed).
     expect_summary(r, 7, 77380, 1, 77244, 6);
+    EXPECT_FALSE(r.mappings.present) << "a mappings section for a program that maps nothing itself";
 }
 
 TEST(LaunchReport, CaughtBadAllocIsNoBlockAndTheProgramBehavesNatively) {
@@ -310,12 +484,22 @@ TEST(LaunchReport, CrashReportsTheSignalAndDiesOfIt) {
     EXPECT_EQ(t.run.out, "about to crash\n");
     EXPECT_EQ(r.status_line, "leakcheck: program terminated by signal SIGSEGV");
     EXPECT_FALSE(r.core_dumped);
+    // Where it crashed: the store through NULL at crash.c:49 in main.
+    ASSERT_TRUE(r.crash.present) << t.run.err;
+    EXPECT_EQ(r.crash.signal_name, "SIGSEGV");
+    EXPECT_GT(r.crash.tid, 0);
+    ASSERT_GE(r.crash.frames.size(), 2u) << t.run.err;
+    EXPECT_EQ(r.crash.frames[0].function, "main");
+    EXPECT_EQ(r.crash.frames[0].file_line(), "crash.c:49");
+    EXPECT_EQ(r.crash.frames[0].module, module_of("crash"));
+    EXPECT_EQ(r.crash.frames[1].function, "__libc_start_call_main");
     ASSERT_EQ(r.stacks.size(), 1u) << dump(r);
     EXPECT_EQ(r.stacks[0].bytes, 300u);
     EXPECT_EQ(r.stacks[0].blocks, 3u);
     EXPECT_TRUE(frame_is(r.stacks[0], 0, "leaky", "crash.c:35"));
     EXPECT_TRUE(frame_is(r.stacks[0], 1, "main", "crash.c:43"));
     expect_summary(r, 3, 300, 0, 300, 3);
+    EXPECT_FALSE(r.mappings.present) << "a mappings section for a program that maps nothing itself";
     EXPECT_TRUE(cwd.entries().empty());
 }
 
@@ -357,6 +541,7 @@ TEST(LaunchReport, ExitCodePassesThrough) {
     EXPECT_TRUE(frame_is(*own, 0, "main", "exit_code.c:25"));
     expect_stdout_buffer(r, "main", "exit_code.c:30");
     expect_summary(r, 2, 4138, 0, 4138, 2);
+    EXPECT_FALSE(r.mappings.present) << "a mappings section for a program that maps nothing itself";
 }
 
 TEST(LaunchReport, FailAllocCountsNoFailedAllocation) {
@@ -386,6 +571,7 @@ TEST(LaunchReport, FailAllocCountsNoFailedAllocation) {
     expect_stdout_buffer(r, "main", "fail_alloc.c:66");
     // 4 leaked + memalign(24), valloc(10), pvalloc(10 -> 4096) freed + the stdout buffer.
     expect_summary(r, 8, 334 + 24 + 10 + 4096 + kStdoutBuffer, 3, 4430, 5);
+    EXPECT_FALSE(r.mappings.present) << "a mappings section for a program that maps nothing itself";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,7 +590,9 @@ TEST(LaunchOptions, ShowAddressesListsEveryBlockBeforeItsStack) {
         EXPECT_EQ(fib.addresses[i].size, 8192u);
         EXPECT_NE(fib.addresses[i].addr, 0u);
         EXPECT_EQ(fib.addresses[i].addr % 16, 0u);  // malloc's alignment
-        if (i > 0) EXPECT_LT(fib.addresses[i - 1].addr, fib.addresses[i].addr);
+        if (i > 0) {
+            EXPECT_LT(fib.addresses[i - 1].addr, fib.addresses[i].addr);
+        }
         distinct.insert(fib.addresses[i].addr);
     }
     EXPECT_EQ(distinct.size(), 5u);
@@ -518,7 +706,33 @@ TEST(LaunchOptions, LogFileWithACrash) {
     const Report r = parse_report(read_file(log));
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.status_line, "leakcheck: program terminated by signal SIGSEGV");
+    EXPECT_TRUE(r.crash.present);
     expect_summary(r, 3, 300, 0, 300, 3);
+}
+
+TEST(LaunchOptions, MaxFramesAlsoLimitsTheCrashStack) {
+    TempDir dir;
+    RunOptions opts = timeout(30s);
+    opts.cwd = dir.path();
+    const Traced t = trace({"--max-frames", "1"}, {fixture("crash")}, opts);
+    ASSERT_REPORT(t);
+    EXPECT_EQ(t.run.term_signal, SIGSEGV) << describe(t.run);
+    ASSERT_TRUE(t.report.crash.present) << t.run.err;
+    ASSERT_EQ(t.report.crash.frames.size(), 1u) << t.run.err;
+    EXPECT_EQ(t.report.crash.frames[0].file_line(), "crash.c:49");
+    ASSERT_EQ(t.report.stacks.size(), 1u);
+    ASSERT_EQ(t.report.stacks[0].frames.size(), 1u);
+    EXPECT_TRUE(frame_is(t.report.stacks[0], 0, "leaky", "crash.c:35"));
+}
+
+// Death by a signal the kernel sends for no fault of the program's (SIGTERM here): no crash
+// stack, just the status line.
+TEST(LaunchReport, NoCrashStackForSigterm) {
+    const Traced t = trace({}, {"/bin/sh", "-c", "kill -TERM $$"}, timeout(30s));
+    ASSERT_REPORT(t);
+    EXPECT_EQ(t.run.term_signal, SIGTERM) << describe(t.run);
+    EXPECT_EQ(t.report.status_line, "leakcheck: program terminated by signal SIGTERM");
+    EXPECT_FALSE(t.report.crash.present) << t.run.err;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -528,6 +742,11 @@ struct FixtureRun {
     std::string name;
     std::vector<std::string> args;
 };
+
+void PrintTo(const FixtureRun& r, std::ostream* os) {
+    *os << r.name;
+    for (const std::string& a : r.args) *os << ' ' << a;
+}
 
 std::string run_name(const ::testing::TestParamInfo<FixtureRun>& info) {
     std::string n = info.param.name;
@@ -556,11 +775,12 @@ TEST_P(Unharmed, SameStdoutStderrAndEnd) {
     const Report r = parse_report(traced.err);
     ASSERT_TRUE(r.ok) << r.error << "\n" << traced.err;
     EXPECT_EQ(r.before + r.after, native.err);  // the program's own stderr, untouched
-    if (native.term_signal != 0)
+    if (native.term_signal != 0) {
         EXPECT_EQ(r.status_line, std::string("leakcheck: program terminated by signal SIG") +
                                      sigabbrev_np(native.term_signal));
-    else
+    } else {
         EXPECT_EQ(r.status_line, "leakcheck: program exited with status " + std::to_string(native.exit_code));
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Unharmed,

@@ -35,7 +35,6 @@ namespace leakcheck::e2e {
 
 std::string leakcheck_bin() { return LEAKCHECK_BIN; }
 std::string fixture(const std::string& name) { return std::string(FIXTURE_DIR) + "/" + name; }
-std::string fixture_source(const std::string& name) { return std::string(FIXTURE_SOURCE_DIR) + "/" + name; }
 
 // ---------------------------------------------------------------------------------------------
 // Report parsing
@@ -129,15 +128,66 @@ bool parse_frame_body(std::string body, Frame& f) {
 
 }  // namespace
 
+namespace {
+
+// The stacks of one section (heap blocks or mappings), from line i on, up to the first line
+// that belongs to none: optional addr lines, then "\tB bytes in K <unit>s from stack", then
+// "\t\t#I ..." frames (or "\t\t(no stack recorded)"). Returns "" or why it failed; i is left
+// at the first line not taken.
+std::string parse_stacks(const std::vector<std::string>& all, std::size_t& i, const std::regex& addr_re,
+                         const std::regex& header_re, std::vector<Stack>& stacks) {
+    static const std::regex frame_re(R"(^\t\t#(\d+) (.+)$)");
+    std::smatch m;
+    std::vector<Block> pending;
+    for (; i < all.size(); ++i) {
+        const std::string& line = all[i];
+        if (std::regex_match(line, m, addr_re)) {
+            Block b{to_u64(m[1], 16), to_u64(m[2]), ""};
+            if (m.size() > 3 && m[3].matched) b.kind = m[3];
+            pending.push_back(b);
+        } else if (std::regex_match(line, m, header_re)) {
+            Stack st;
+            st.bytes = to_u64(m[1]);
+            st.blocks = to_u64(m[2]);
+            st.addresses = std::move(pending);
+            pending.clear();
+            stacks.push_back(std::move(st));
+        } else if (std::regex_match(line, m, frame_re)) {
+            if (stacks.empty() || !pending.empty()) return "frame before its stack's header";
+            Stack& st = stacks.back();
+            Frame f;
+            f.index = std::stoi(m[1]);
+            if (f.index != static_cast<int>(st.frames.size())) return "frame numbers not consecutive from #0";
+            if (!parse_frame_body(m[2], f)) return "frame without a function, file or module";
+            st.frames.push_back(std::move(f));
+        } else if (line == "\t\t(no stack recorded)") {
+            if (stacks.empty()) return "\"no stack recorded\" before any stack";
+            stacks.back().no_stack_recorded = true;
+        } else {
+            break;
+        }
+    }
+    if (!pending.empty()) return "addr lines without a stack after them";
+    return "";
+}
+
+}  // namespace
+
 Report parse_report(const std::string& text) {
     static const std::regex status_re(
         R"(^leakcheck: program (?:exited with status (\d+)|terminated by signal (\S+)( \(core dumped\))?)$)");
+    static const std::regex crash_re(R"(^Thread (\d+) received (\S+) at:$)");
+    static const std::regex crash_frame_re(R"(^\t#(\d+) (.+)$)");
     static const std::regex top_re(R"(^Top (\d+) stacks with outstanding allocations:$)");
     static const std::regex addr_re(R"(^\taddr = ([0-9a-f]+) size = (\d+)$)");
     static const std::regex header_re(R"(^\t(\d+) bytes? in (\d+) allocations? from stack$)");
-    static const std::regex frame_re(R"(^\t\t#(\d+) (.+)$)");
     static const std::regex summary_re(
         R"(^Summary: (\d+) allocations? \((\d+) bytes?\), (\d+) frees?, (\d+) bytes? in (\d+) blocks? outstanding(.*)$)");
+    static const std::regex map_top_re(R"(^Top (\d+) stacks with outstanding mappings:$)");
+    static const std::regex map_addr_re(R"(^\taddr = ([0-9a-f]+) size = (\d+) \((\w+)\)$)");
+    static const std::regex map_header_re(R"(^\t(\d+) bytes? in (\d+) mappings? from stack$)");
+    static const std::regex map_summary_re(
+        R"(^Mappings: (\d+) mapped \((\d+) bytes?\), (\d+) unmapped, (\d+) bytes? in (\d+) mappings? outstanding$)");
 
     Report r;
     const std::vector<std::string> all = test::lines(text);
@@ -162,6 +212,22 @@ Report parse_report(const std::string& text) {
         r.core_dumped = m[3].matched;
     }
     ++i;
+
+    if (i < all.size() && std::regex_match(all[i], m, crash_re)) {
+        r.crash.present = true;
+        r.crash.tid = std::stol(m[1]);
+        r.crash.signal_name = m[2];
+        for (++i; i < all.size() && std::regex_match(all[i], m, crash_frame_re); ++i) {
+            Frame f;
+            f.index = std::stoi(m[1]);
+            if (f.index != static_cast<int>(r.crash.frames.size()))
+                return fail("crash frame numbers not consecutive from #0");
+            if (!parse_frame_body(m[2], f)) return fail("crash frame without a function, file or module");
+            r.crash.frames.push_back(std::move(f));
+        }
+        if (r.crash.frames.empty()) return fail("no frames after \"Thread ... received ... at:\"");
+    }
+
     if (i == all.size()) return fail("nothing after the status line");
     if (all[i] == "No outstanding allocations.") {
         r.no_outstanding = true;
@@ -171,47 +237,38 @@ Report parse_report(const std::string& text) {
         return fail("expected \"No outstanding allocations.\" or \"Top N stacks...\"");
     }
     ++i;
+    if (std::string why = parse_stacks(all, i, addr_re, header_re, r.stacks); !why.empty()) return fail(why);
+    if (r.no_outstanding && !r.stacks.empty()) return fail("stacks after \"No outstanding allocations.\"");
+    if (i == all.size() || !std::regex_match(all[i], m, summary_re)) return fail("expected the Summary line");
+    r.summary.allocs = to_u64(m[1]);
+    r.summary.alloc_bytes = to_u64(m[2]);
+    r.summary.frees = to_u64(m[3]);
+    r.summary.live_bytes = to_u64(m[4]);
+    r.summary.live_blocks = to_u64(m[5]);
+    r.summary.extra = m[6];
+    ++i;
 
-    std::vector<Block> pending_addresses;
-    for (; i < all.size(); ++i) {
-        const std::string& line = all[i];
-        if (std::regex_match(line, m, addr_re)) {
-            pending_addresses.push_back(Block{to_u64(m[1], 16), to_u64(m[2])});
-        } else if (std::regex_match(line, m, header_re)) {
-            Stack s;
-            s.bytes = to_u64(m[1]);
-            s.blocks = to_u64(m[2]);
-            s.addresses = std::move(pending_addresses);
-            pending_addresses.clear();
-            r.stacks.push_back(std::move(s));
-        } else if (std::regex_match(line, m, frame_re)) {
-            if (r.stacks.empty()) return fail("frame before any stack");
-            Stack& s = r.stacks.back();
-            Frame f;
-            f.index = std::stoi(m[1]);
-            if (f.index != static_cast<int>(s.frames.size())) return fail("frame numbers not consecutive from #0");
-            if (!parse_frame_body(m[2], f)) return fail("frame without a function, file or module");
-            s.frames.push_back(std::move(f));
-        } else if (line == "\t\t(no stack recorded)") {
-            if (r.stacks.empty()) return fail("\"no stack recorded\" before any stack");
-            r.stacks.back().no_stack_recorded = true;
-        } else if (std::regex_match(line, m, summary_re)) {
-            if (!pending_addresses.empty()) return fail("addr lines without a stack after them");
-            r.summary.allocs = to_u64(m[1]);
-            r.summary.alloc_bytes = to_u64(m[2]);
-            r.summary.frees = to_u64(m[3]);
-            r.summary.live_bytes = to_u64(m[4]);
-            r.summary.live_blocks = to_u64(m[5]);
-            r.summary.extra = m[6];
-            for (++i; i < all.size(); ++i) r.after += all[i] + "\n";
-            if (r.no_outstanding && !r.stacks.empty()) return fail("stacks after \"No outstanding allocations.\"");
-            r.ok = true;
-            return r;
-        } else {
-            return fail("unexpected line in the report");
+    // The mappings section, only for a program that mapped memory itself.
+    if (i < all.size() && (std::regex_match(all[i], m, map_top_re) || all[i].rfind("Mappings: ", 0) == 0)) {
+        r.mappings.present = true;
+        if (std::regex_match(all[i], m, map_top_re)) {
+            r.mappings.top = static_cast<unsigned>(std::stoul(m[1]));
+            ++i;
+            if (std::string why = parse_stacks(all, i, map_addr_re, map_header_re, r.mappings.stacks); !why.empty())
+                return fail(why);
         }
+        if (i == all.size() || !std::regex_match(all[i], m, map_summary_re))
+            return fail("expected the Mappings summary line");
+        r.mappings.maps = to_u64(m[1]);
+        r.mappings.map_bytes = to_u64(m[2]);
+        r.mappings.unmaps = to_u64(m[3]);
+        r.mappings.live_bytes = to_u64(m[4]);
+        r.mappings.live_mappings = to_u64(m[5]);
+        ++i;
     }
-    return fail("no Summary line");
+    for (; i < all.size(); ++i) r.after += all[i] + "\n";
+    r.ok = true;
+    return r;
 }
 
 // ---------------------------------------------------------------------------------------------

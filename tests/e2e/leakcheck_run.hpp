@@ -4,11 +4,18 @@
 //
 // The report (stderr, or the --log-file file):
 //   leakcheck: program exited with status N        | leakcheck: program terminated by signal SIGX
+//   [Thread TID received SIGX at:                     (a fatal signal the program did not catch)
+//   \t#I FRAME...]                                     (frame #0: the faulting instruction)
 //   No outstanding allocations.                    | Top N stacks with outstanding allocations:
 //   [\taddr = HEX size = N]...                        (with -a, before its stack's header)
 //   \tB bytes in K allocations from stack
 //   \t\t#I FUNCTION[+0xOFF] [(FILE[:LINE])] [[MODULE]] [(inlined)]
 //   Summary: A allocations (X bytes), F frees, L bytes in K blocks outstanding
+//   [Top N stacks with outstanding mappings:         (only for a program that mapped memory)
+//   [\taddr = HEX size = N (mmap)]...
+//   \tB bytes in K mappings from stack
+//   \t\t#I FRAME...
+//   Mappings: A mapped (X bytes), U unmapped, L bytes in K mappings outstanding]
 // Test-only; depends on nothing in src/.
 #pragma once
 
@@ -30,8 +37,7 @@ using test::RunResult;
 
 // Paths from the build (compile definitions of e2e_tests).
 std::string leakcheck_bin();
-std::string fixture(const std::string& name);         // built fixture executable
-std::string fixture_source(const std::string& name);  // fixtures/<name> in the source tree
+std::string fixture(const std::string& name);  // built fixture executable
 
 struct Frame {
     int index = -1;
@@ -50,6 +56,7 @@ struct Frame {
 struct Block {
     std::uint64_t addr = 0;
     std::uint64_t size = 0;
+    std::string kind;  // mappings only: "mmap" or "shm"
 };
 
 struct Stack {
@@ -77,20 +84,44 @@ struct Summary {
     std::string extra;  // text after "outstanding" (e.g. unknown frees), normally ""
 };
 
+// "Thread TID received SIGX at:" and the stack of the thread a fatal signal hit.
+struct Crash {
+    bool present = false;
+    long tid = 0;
+    std::string signal_name;
+    std::vector<Frame> frames;
+};
+
+// After the heap Summary, for a program that mapped memory itself (mmap, shmat): the stacks of
+// the mappings still mapped, then "Mappings: A mapped (X bytes), U unmapped, L bytes in K
+// mappings outstanding".
+struct MappingSection {
+    bool present = false;
+    std::optional<unsigned> top;  // absent when none is outstanding
+    std::vector<Stack> stacks;    // Stack::blocks counts mappings here
+    std::uint64_t maps = 0;
+    std::uint64_t map_bytes = 0;
+    std::uint64_t unmaps = 0;
+    std::uint64_t live_bytes = 0;
+    std::uint64_t live_mappings = 0;
+};
+
 struct Report {
     bool ok = false;
     std::string error;  // why parsing failed, with the offending line
 
     std::string before;  // text before the status line (the program's own stderr, say)
-    std::string after;   // text after the Summary line
+    std::string after;   // text after the Summary line (and the mappings section, if any)
     std::string status_line;
     std::optional<int> exit_status;  // "exited with status N"
     std::string signal_name;         // "terminated by signal SIGX" -> "SIGX"
     bool core_dumped = false;
+    Crash crash;
     bool no_outstanding = false;  // "No outstanding allocations."
     std::optional<unsigned> top;  // N of "Top N stacks..."
     std::vector<Stack> stacks;
     Summary summary;
+    MappingSection mappings;
 
     // The first stack whose frame `function` (at `file_line` if not empty) exists, or nullptr.
     [[nodiscard]] const Stack* stack_with(const std::string& function, const std::string& file_line = "") const;

@@ -44,6 +44,8 @@ struct OracleCase {
     bool compare_alloc_bytes = true;
 };
 
+void PrintTo(const OracleCase& c, std::ostream* os) { *os << c.name; }
+
 struct ValgrindNumbers {
     bool ok = false;
     std::uint64_t in_use_bytes = 0, in_use_blocks = 0, allocs = 0, frees = 0, bytes_allocated = 0;
@@ -187,7 +189,9 @@ TEST_P(Oracle, SameBlocksInUseAtExitAsValgrind) {
     EXPECT_EQ(r.summary.live_blocks, v.in_use_blocks) << "in use at exit, blocks";
     EXPECT_EQ(r.summary.allocs, v.allocs) << "total heap usage, allocs";
     EXPECT_EQ(r.summary.frees, v.frees) << "total heap usage, frees";
-    if (c.compare_alloc_bytes) EXPECT_EQ(r.summary.alloc_bytes, v.bytes_allocated) << "bytes allocated";
+    if (c.compare_alloc_bytes) {
+        EXPECT_EQ(r.summary.alloc_bytes, v.bytes_allocated) << "bytes allocated";
+    }
     EXPECT_EQ(r.summary.extra, "");
     // -T 1000000: every stack is shown, and they add up to the totals.
     std::uint64_t bytes = 0;

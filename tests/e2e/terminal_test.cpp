@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,17 +48,29 @@ struct PtyRun {
     bool reaped = false;
     bool saw_ready = false;
     bool timed_out = false;
+    std::string no_pty;  // why no pseudo-terminal could be had, if none
 };
 
+// What to do once the trigger text has appeared: gets the child's pid and the pty master.
+using Action = std::function<void(pid_t child, int master)>;
+
+// Types `text` at the terminal.
+Action type(const std::string& text) {
+    return [text](pid_t, int master) {
+        if (::write(master, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+            ADD_FAILURE() << "write to the pty master: " << std::strerror(errno);
+    };
+}
+
 // Runs argv with a new pty as controlling terminal, stdin and stdout; stderr on a pipe. Once
-// `trigger` has appeared in the terminal output, writes `input` to the master. Everything under
-// a deadline; on timeout the whole session is killed.
-PtyRun run_on_pty(const std::vector<std::string>& argv, const std::string& trigger, const std::string& input,
+// `trigger` has appeared in the terminal output, runs `action`. Everything under a deadline;
+// on timeout the whole session is killed.
+PtyRun run_on_pty(const std::vector<std::string>& argv, const std::string& trigger, const Action& action,
                   std::chrono::milliseconds timeout) {
     PtyRun result;
     const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0) {
-        ADD_FAILURE() << "cannot open a pseudo-terminal: " << std::strerror(errno);
+        result.no_pty = std::string("cannot open a pseudo-terminal: ") + std::strerror(errno);
         if (master >= 0) ::close(master);
         return result;
     }
@@ -139,8 +152,7 @@ PtyRun run_on_pty(const std::vector<std::string>& argv, const std::string& trigg
             result.saw_ready = true;
             // Let the program reach its pause(); the signal would kill it anyway.
             std::this_thread::sleep_for(50ms);
-            if (::write(master, input.data(), input.size()) != static_cast<ssize_t>(input.size()))
-                ADD_FAILURE() << "write to the pty master: " << std::strerror(errno);
+            action(pid, master);
             sent = true;
         }
     }
@@ -158,20 +170,22 @@ PtyRun run_on_pty(const std::vector<std::string>& argv, const std::string& trigg
     return result;
 }
 
-TEST(Terminal, CtrlCKillsTheProgramAndLeakcheckReportsItAndDiesOfSigint) {
-    // A fresh pty's interrupt character (VINTR) is ^C.
-    const PtyRun r = run_on_pty({leakcheck_bin(), "--", fixture("sigint_wait")}, "ready", "\x03", 30s);
-    ASSERT_FALSE(r.timed_out) << "no end within 30 s; saw ready: " << r.saw_ready << "\nterminal:\n"
+// sigint_wait's report after it died of `signal_name`, with stdout on the pty.
+void expect_sigint_wait_report(const PtyRun& r, int signal, const std::string& signal_name) {
+    if (!r.no_pty.empty()) GTEST_SKIP() << r.no_pty;
+    ASSERT_FALSE(r.timed_out) << "no end within the timeout; saw ready: " << r.saw_ready << "\nterminal:\n"
                               << r.tty_output << "\nstderr:\n" << r.err;
     ASSERT_TRUE(r.saw_ready) << "terminal:\n" << r.tty_output << "\nstderr:\n" << r.err;
     ASSERT_TRUE(r.reaped);
-    EXPECT_TRUE(WIFSIGNALED(r.wait_status) && WTERMSIG(r.wait_status) == SIGINT)
-        << "leakcheck ended with wait status " << r.wait_status << "\nstderr:\n" << r.err;
+    EXPECT_TRUE(WIFSIGNALED(r.wait_status) && WTERMSIG(r.wait_status) == signal)
+        << "leakcheck ended with wait status " << r.wait_status << ", expected death by " << signal_name
+        << "\nstderr:\n" << r.err;
 
     const Report rep = parse_report(r.err);
     ASSERT_TRUE(rep.ok) << rep.error << "\nstderr:\n" << r.err;
     EXPECT_EQ(rep.before, "");
-    EXPECT_EQ(rep.status_line, "leakcheck: program terminated by signal SIGINT");
+    EXPECT_EQ(rep.status_line, "leakcheck: program terminated by signal " + signal_name);
+    EXPECT_FALSE(rep.crash.present) << "a crash stack for a signal from outside:\n" << r.err;
     ASSERT_EQ(rep.stacks.size(), 2u) << r.err;
     const Stack* own = rep.stack_with("hold", "sigint_wait.c:40");
     ASSERT_NE(own, nullptr) << r.err;
@@ -195,9 +209,25 @@ TEST(Terminal, CtrlCKillsTheProgramAndLeakcheckReportsItAndDiesOfSigint) {
     EXPECT_NE(r.tty_output.find("ready\r\n"), std::string::npos) << r.tty_output;
 }
 
+TEST(Terminal, CtrlCKillsTheProgramAndLeakcheckReportsItAndDiesOfSigint) {
+    // A fresh pty's interrupt character (VINTR) is ^C: the kernel sends SIGINT to the
+    // foreground process group, leakcheck and the program alike.
+    const PtyRun r = run_on_pty({leakcheck_bin(), "--", fixture("sigint_wait")}, "ready", type("\x03"), 30s);
+    expect_sigint_wait_report(r, SIGINT, "SIGINT");
+}
+
+// kill -TERM <leakcheck>: leakcheck passes SIGTERM on to the program, which dies of it; then
+// the report, and leakcheck dies of SIGTERM too.
+TEST(Terminal, SigtermToLeakcheckIsPassedOnToTheProgram) {
+    const PtyRun r = run_on_pty({leakcheck_bin(), "--", fixture("sigint_wait")}, "ready",
+                                [](pid_t leakcheck, int) { ::kill(leakcheck, SIGTERM); }, 30s);
+    expect_sigint_wait_report(r, SIGTERM, "SIGTERM");
+}
+
 // The same program without leakcheck, as the reference: dies of SIGINT on ^C.
 TEST(Terminal, CtrlCWithoutLeakcheckForReference) {
-    const PtyRun r = run_on_pty({fixture("sigint_wait")}, "ready", "\x03", 30s);
+    const PtyRun r = run_on_pty({fixture("sigint_wait")}, "ready", type("\x03"), 30s);
+    if (!r.no_pty.empty()) GTEST_SKIP() << r.no_pty;
     ASSERT_FALSE(r.timed_out) << r.tty_output;
     ASSERT_TRUE(r.reaped);
     EXPECT_TRUE(WIFSIGNALED(r.wait_status) && WTERMSIG(r.wait_status) == SIGINT) << r.wait_status;
