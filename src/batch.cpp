@@ -12,6 +12,7 @@
 
 #include "leakcheck/error.hpp"
 #include "leakcheck/log.hpp"
+#include "leakcheck/signals.hpp"
 
 namespace leakcheck {
 namespace {

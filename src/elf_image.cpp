@@ -136,6 +136,11 @@ std::optional<ElfSymbol> ElfImage::find_any(std::string_view name) const {
 bool ElfImage::is_shared_object() const noexcept { return type_ == ET_DYN; }
 bool ElfImage::has_interpreter() const noexcept { return interp_; }
 
+const std::uint8_t* ElfImage::file_bytes(const ElfSegment& segment) const noexcept {
+    if (segment.offset > size_ || segment.filesz > size_ - segment.offset) return nullptr;
+    return data_ + segment.offset;
+}
+
 bool ElfImage::read_vaddr(FileAddr addr, std::span<std::uint8_t> out) const noexcept {
     for (const ElfSegment& seg : loads_) {
         if (addr < seg.vaddr || addr + out.size() > seg.vaddr + seg.filesz) continue;

@@ -15,6 +15,7 @@
 #include "leakcheck/hooks.hpp"
 #include "leakcheck/kernel_features.hpp"
 #include "leakcheck/log.hpp"
+#include "leakcheck/signals.hpp"
 
 namespace {
 

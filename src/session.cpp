@@ -13,23 +13,10 @@
 #include "leakcheck/json_report.hpp"
 #include "leakcheck/report_mappings.hpp"
 #include "leakcheck/log.hpp"
+#include "leakcheck/signals.hpp"
 
 namespace leakcheck {
 namespace {
-
-volatile sig_atomic_t g_pending_signal = 0;
-volatile sig_atomic_t g_pending_from_user = 0;
-volatile sig_atomic_t g_alarm = 0;
-
-void on_signal(int sig, siginfo_t* info, void*) {
-    if (sig == SIGALRM) {
-        g_alarm = 1;
-        return;
-    }
-    g_pending_signal = sig;
-    // kill(2)/sigqueue(3) from a process, as opposed to the terminal driver (SI_KERNEL).
-    g_pending_from_user = info && (info->si_code == SI_USER || info->si_code == SI_QUEUE);
-}
 
 // Arms a one-shot SIGALRM for the deadline, so a blocked waitpid returns in time.
 void arm_timer(std::uint64_t deadline_ns) {
@@ -38,7 +25,11 @@ void arm_timer(std::uint64_t deadline_ns) {
         const std::uint64_t now = now_ns();
         const std::uint64_t left = deadline_ns > now ? deadline_ns - now : 1000;
         timer.it_value.tv_sec = static_cast<time_t>(left / 1000000000ULL);
-        timer.it_value.tv_usec = static_cast<suseconds_t>((left % 1000000000ULL) / 1000 + 1);
+        // Rounded up to whole microseconds, never to a full second's worth (EINVAL).
+        const std::uint64_t usec = (left % 1000000000ULL + 999) / 1000;
+        timer.it_value.tv_sec += static_cast<time_t>(usec / 1000000);
+        timer.it_value.tv_usec = static_cast<suseconds_t>(usec % 1000000);
+        if (timer.it_value.tv_sec == 0 && timer.it_value.tv_usec == 0) timer.it_value.tv_usec = 1;
     }
     setitimer(ITIMER_REAL, &timer, nullptr);
 }
@@ -49,22 +40,6 @@ std::string signal_name(int sig) {
     const char* abbrev = sigabbrev_np(sig);
     return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
-
-void install_signal_handlers() {
-    struct sigaction sa {};
-    sa.sa_sigaction = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: waitpid must return so the flag is seen
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGALRM}) sigaction(sig, &sa, nullptr);
-}
-
-int take_pending_signal() noexcept {
-    const int sig = g_pending_signal;
-    g_pending_signal = 0;
-    return sig;
-}
-
-bool last_signal_sent_by_process() noexcept { return g_pending_from_user != 0; }
 
 void EventTap::on_alloc(const AllocEvent& event) {
     ledger_.on_alloc(event);
@@ -123,7 +98,7 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
                 why = RunEnd::kSignal;
                 break;
             }
-            if (deadline_ns != 0 && (g_alarm || now_ns() >= deadline_ns)) {
+            if (deadline_ns != 0 && (alarm_fired() || now_ns() >= deadline_ns)) {
                 why = RunEnd::kDeadline;
                 break;
             }
@@ -136,7 +111,7 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
             if (tracer_->take_interrupt()) {
                 tracer_->stop_all();
                 // The same Ctrl-C reached leakcheck too; it has been answered.
-                if (g_pending_signal == SIGINT) g_pending_signal = 0;
+                forget_pending_sigint();
                 why = RunEnd::kInterrupted;
                 break;
             }
@@ -146,13 +121,13 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
         }
     } catch (const Error& e) {
         arm_timer(0);
-        g_alarm = 0;
+        clear_alarm();
         log_stream() << "leakcheck: error: " << e.what() << "; detaching, the program runs on untraced\n";
         tracer_->detach();
         throw;
     }
     arm_timer(0);
-    g_alarm = 0;
+    clear_alarm();
     if (!target_->alive()) {
         end_ = tracer_->end();
         return RunEnd::kExited;

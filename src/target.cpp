@@ -20,6 +20,7 @@
 
 #include "leakcheck/error.hpp"
 #include "leakcheck/kernel_features.hpp"
+#include "leakcheck/signals.hpp"
 
 namespace leakcheck {
 namespace {
@@ -238,6 +239,7 @@ std::unique_ptr<Target> Target::launch(const LaunchOptions& options) {
     if (child < 0) throw Error::from_errno("fork");
     if (child == 0) {
         ::close(err_pipe[0]);
+        restore_original_signal_state();
         // Wait here until the parent has seized us, so the exec itself is traced.
         ::raise(SIGSTOP);
         ::execv(path.c_str(), argv.data());

@@ -46,6 +46,12 @@ struct Unwinder::Impl {
     };
     std::array<Page, kCachedPages> pages;
     std::size_t pages_used = 0;
+    // The read-only segment last read from a file: [start, end) in the target, its bytes here.
+    struct ReadOnlySegment {
+        RemoteAddr start = 0;
+        RemoteAddr end = 0;
+        const std::uint8_t* bytes = nullptr;
+    } ro;
 
     Impl(const ModuleMap& m, ModuleImages& i) : modules(m), images(i) {}
 
@@ -94,15 +100,20 @@ bool Unwinder::Impl::read_word(RemoteAddr addr, unw_word_t& value) {
         }
     }
     // Read-only parts of a module (eh_frame, its index) come from the file, not the process.
+    // Unwinding reads many words of the same table in a row: remember the last segment.
+    if (addr >= ro.start && addr + sizeof value <= ro.end) {
+        std::memcpy(&value, ro.bytes + (addr - ro.start), sizeof value);
+        return true;
+    }
     if (const Module* module = modules.find(addr); module && module->loaded) {
         if (const ElfImage* image = images.get(*module)) {
             const FileAddr file_addr = module->to_file(addr);
             for (const ElfSegment& seg : image->loads()) {
                 if ((seg.flags & 2 /* PF_W */) == 0 && file_addr >= seg.vaddr &&
                     file_addr + sizeof value <= seg.vaddr + seg.filesz) {
-                    std::uint8_t bytes[sizeof value];
-                    if (image->read_vaddr(file_addr, bytes)) {
-                        std::memcpy(&value, bytes, sizeof value);
+                    if (const std::uint8_t* bytes = image->file_bytes(seg)) {
+                        ro = {module->to_remote(seg.vaddr), module->to_remote(seg.vaddr) + seg.filesz, bytes};
+                        std::memcpy(&value, ro.bytes + (addr - ro.start), sizeof value);
                         return true;
                     }
                 }
@@ -164,7 +175,10 @@ unw_accessors_t g_accessors = {find_proc_info, put_unwind_info, get_dyn_info_lis
 Unwinder::Unwinder(const ModuleMap& modules, ModuleImages& images)
     : impl_(std::make_unique<Impl>(modules, images)) {
     impl_->space = unw_create_addr_space(&g_accessors, 0);
-    unw_set_caching_policy(impl_->space, UNW_CACHE_GLOBAL);
+    // Per-thread caching needs no lock; the global policy takes one with every signal
+    // blocked and unblocked again (two sigprocmask calls per frame). leakcheck unwinds from
+    // one thread only.
+    unw_set_caching_policy(impl_->space, UNW_CACHE_PER_THREAD);
 }
 
 Unwinder::~Unwinder() {
@@ -191,11 +205,13 @@ std::size_t Unwinder::capture(const RemoteMemory& memory, const arch::Registers&
 
 void Unwinder::forget(const Module& module) {
     impl_->tables.erase(&module);
+    impl_->ro = {};
     unw_flush_cache(impl_->space, module.start, module.end);
 }
 
 void Unwinder::forget_all() {
     impl_->tables.clear();
+    impl_->ro = {};
     unw_flush_cache(impl_->space, 0, 0);
 }
 

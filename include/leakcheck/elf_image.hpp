@@ -54,6 +54,8 @@ public:
     // The file's bytes backing virtual address range [addr, addr+out.size()); false if any part
     // is not backed by the file.
     bool read_vaddr(FileAddr addr, std::span<std::uint8_t> out) const noexcept;
+    // The file's bytes of a PT_LOAD segment (filesz of them), or nullptr if the file is short.
+    [[nodiscard]] const std::uint8_t* file_bytes(const ElfSegment& segment) const noexcept;
 
 private:
     struct SymbolTable {

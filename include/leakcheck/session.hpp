@@ -16,6 +16,7 @@
 #include "leakcheck/mapping_ledger.hpp"
 #include "leakcheck/module_map.hpp"
 #include "leakcheck/report.hpp"
+#include "leakcheck/signals.hpp"
 #include "leakcheck/symbolizer.hpp"
 #include "leakcheck/target.hpp"
 #include "leakcheck/tracer.hpp"
@@ -125,15 +126,6 @@ private:
     std::unique_ptr<Tracer> tracer_;
     ProcessEnd end_;
 };
-
-// Installs leakcheck's handlers for SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE and SIGALRM:
-// they only note the signal, so leakcheck survives them; a launched program gets its
-// defaults back at exec.
-void install_signal_handlers();
-// The oldest such signal received and not yet taken, or 0.
-int take_pending_signal() noexcept;
-// Whether the last one was sent by a process (kill) rather than by the terminal (Ctrl-C).
-bool last_signal_sent_by_process() noexcept;
 
 std::string signal_name(int sig);
 
