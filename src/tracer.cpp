@@ -269,7 +269,9 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
     while (!thread.pending.empty() && thread.pending.back().expected_sp <= sp + 8) thread.pending.pop_back();
     // The allocator's own mappings (arenas, large chunks) are made inside an allocator call
     // from functions of its own; they are part of the heap, not mappings of the program's.
-    if (is_mapping(hook.kind) && !thread.pending.empty() && !is_mapping(hooks_[static_cast<std::size_t>(thread.pending.back().hook)].kind)) {
+    // Likewise the C library's own (thread stacks it caches, stdio and locale files): a
+    // mapping call made from inside the library that defines it is not the program's.
+    if (is_mapping(hook.kind) && (hook.module->contains(ret) || (!thread.pending.empty() && !is_mapping(hooks_[static_cast<std::size_t>(thread.pending.back().hook)].kind)))) {
         ++stats_.nested_calls;
         return;
     }
