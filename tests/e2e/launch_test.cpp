@@ -894,4 +894,62 @@ TEST(LaunchReport, MappingLeaksHaveTheirOwnSection) {
     EXPECT_EQ(r.mappings.live_mappings, 3u);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Releases by the wrong family, and twice: findings with the stacks that tell the story.
+
+TEST(LaunchFindings, MismatchedAndDoubleReleases) {
+    const RunResult run = run_leakcheck({"--free-stacks"}, {fixture("release_errors")});
+    EXPECT_TRUE(run.exited(0)) << describe(run);
+    EXPECT_EQ(run.out, "releasing\n");
+    const std::vector<std::string> err = test::lines(run.err);
+    const auto at = [&](const std::string& text) {
+        return std::find(err.begin(), err.end(), text) - err.begin();
+    };
+    const auto header = std::find(err.begin(), err.end(), "Findings: 4 errors in releasing memory:");
+    ASSERT_NE(header, err.end()) << run.err;
+    // In order, one header line each, then "released at", then the stacks.
+    std::vector<std::string> kinds;
+    for (const std::string& line : err)
+        if (line.rfind("\tmismatched release: ", 0) == 0 || line.rfind("\tdouble free of ", 0) == 0) kinds.push_back(line);
+    ASSERT_EQ(kinds.size(), 4u) << run.err;
+    EXPECT_TRUE(test::contains_line_matching(kinds[0], R"(^\tmismatched release: [0-9a-f]+ \(40 bytes\) from new\[\] released with delete by thread \d+$)")) << kinds[0];
+    EXPECT_TRUE(test::contains_line_matching(kinds[1], R"(^\tmismatched release: [0-9a-f]+ \(16 bytes\) from malloc released with delete by thread \d+$)")) << kinds[1];
+    EXPECT_TRUE(test::contains_line_matching(kinds[2], R"(^\tmismatched release: [0-9a-f]+ \(24 bytes\) from new released with free by thread \d+$)")) << kinds[2];
+    EXPECT_TRUE(test::contains_line_matching(kinds[3], R"(^\tdouble free of [0-9a-f]+ \(24 bytes, from malloc\) by thread \d+$)")) << kinds[3];
+    // Each finding's stacks: where it was released and where allocated, in main at the lines
+    // of the fixture's ground truth.
+    const auto frame0 = [&](std::size_t from, const std::string& title) -> std::string {
+        for (std::size_t i = from; i + 1 < err.size(); ++i)
+            if (err[i] == title) return err[i + 1];
+        return {};
+    };
+    std::vector<std::size_t> starts;
+    for (const std::string& k : kinds) starts.push_back(static_cast<std::size_t>(at(k)));
+    const std::pair<const char*, const char*> expected[] = {{"release_errors.cpp:31", "release_errors.cpp:30"},
+                                                            {"release_errors.cpp:33", "release_errors.cpp:32"},
+                                                            {"release_errors.cpp:35", "release_errors.cpp:34"}};
+    for (std::size_t i = 0; i < 3; ++i) {
+        EXPECT_NE(frame0(starts[i], "\t\treleased at:").find(std::string("main+0x")), std::string::npos);
+        EXPECT_NE(frame0(starts[i], "\t\treleased at:").find(expected[i].first), std::string::npos) << run.err;
+        EXPECT_NE(frame0(starts[i], "\t\tallocated at:").find(expected[i].second), std::string::npos) << run.err;
+    }
+    EXPECT_NE(frame0(starts[3], "\t\treleased again at:").find("release_errors.cpp:43"), std::string::npos) << run.err;
+    EXPECT_NE(frame0(starts[3], "\t\tfirst released at:").find("release_errors.cpp:41"), std::string::npos) << run.err;
+    EXPECT_NE(frame0(starts[3], "\t\tallocated at:").find("release_errors.cpp:38"), std::string::npos) << run.err;
+}
+
+TEST(LaunchFindings, WithoutFreeStacksTheFirstReleaseIsNotRecorded) {
+    const RunResult run = run_leakcheck({}, {fixture("release_errors")});
+    EXPECT_TRUE(run.exited(0)) << describe(run);
+    const std::vector<std::string> err = test::lines(run.err);
+    const auto first = std::find(err.begin(), err.end(), "\t\tfirst released at:");
+    ASSERT_NE(first, err.end()) << run.err;
+    ASSERT_NE(first + 1, err.end());
+    EXPECT_EQ(*(first + 1), "\t\t\t(stack not recorded; --free-stacks records every release)");
+    // The offending releases are still captured: they are findings when they happen.
+    const auto again = std::find(err.begin(), err.end(), "\t\treleased again at:");
+    ASSERT_NE(again, err.end());
+    EXPECT_NE((again + 1)->find("release_errors.cpp:43"), std::string::npos) << run.err;
+}
+
 }  // namespace leakcheck::e2e
