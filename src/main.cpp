@@ -15,6 +15,7 @@
 #include "leakcheck/hooks.hpp"
 #include "leakcheck/kernel_features.hpp"
 #include "leakcheck/log.hpp"
+#include "leakcheck/repl.hpp"
 #include "leakcheck/signals.hpp"
 
 namespace {
@@ -56,6 +57,8 @@ int main(int argc, char** argv) {
     std::string log_file;
     bool verbose_flag = false;
     bool legacy = false;
+    bool interactive = false;
+    std::string command_file;
     app.add_option("-p,--pid", options.pid, "Attach to the running process PID")->check(CLI::Range(1, 1 << 30));
     app.add_option("--interval", options.interval_s, "Print a report every S seconds (attach default: 5)")
         ->check(CLI::Range(0.001, 1e9));
@@ -83,13 +86,17 @@ int main(int argc, char** argv) {
     app.add_option("--log-file", log_file, "Write leakcheck's output to FILE instead of stderr");
     app.add_flag("--legacy-kernel", legacy, "Use only what Linux 3.2 offers (PTRACE_ATTACH, no EXITKILL...)");
     app.add_flag("-v,--verbose", verbose_flag, "Say what leakcheck hooks and counts");
+    app.add_flag("-i,--interactive", interactive, "Start the prompt (gdb-like: run, continue, info leaks, catch alloc...)");
+    app.add_option("-x,--command", command_file, "Run the prompt's commands from FILE, then exit (implies -i)")
+        ->type_name("FILE");
     app.add_option("command", options.command, "Program to run and its arguments (after --); with -p: [interval [count]]");
     app.footer("Examples:\n  leakcheck -- ./server --port 8080\n  leakcheck -p 4242 10 6      (report every 10 s, 6 times, then detach)");
 
     try {
         app.parse(argc, argv);
         if (options.pid) positional_interval_count(options);
-        else if (options.command.empty()) throw CLI::RequiredError("a program to run (after --) or -p PID");
+        else if (options.command.empty() && !interactive && command_file.empty())
+            throw CLI::RequiredError("a program to run (after --) or -p PID");
         for (const std::string& h : hooks) {
             const auto eq = h.find('=');
             const auto kind = eq == std::string::npos ? std::nullopt : hook_kind_from_name(h.substr(eq + 1));
@@ -122,6 +129,7 @@ int main(int argc, char** argv) {
 
     BatchResult result;
     try {
+        if (interactive || !command_file.empty()) return run_repl(options, command_file);
         result = run_batch(options);
     } catch (const Error& e) {
         std::cerr << "leakcheck: " << e.what() << '\n';

@@ -85,8 +85,8 @@ const std::vector<Entry>& top_entries() {
     static const std::vector<Entry> entries = {
         {"attach", {}, Cmd::kAttach, nullptr, "attach PID",
          "Attach to the running process PID and stop it", "\"continue\" lets it run; Ctrl-C stops it again."},
-        {"backtrace", {"bt", "where"}, Cmd::kBacktrace, nullptr, "backtrace",
-         "The stack of the allocation caught at this stop (see \"catch alloc\")", ""},
+        {"backtrace", {"bt", "where"}, Cmd::kBacktrace, nullptr, "backtrace [N]",
+         "The stack of the allocation caught at this stop (see \"catch alloc\"), N frames at most", ""},
         {"catch", {}, Cmd::kNone, &catch_entries(), "catch alloc [SIZE|MIN-MAX]", "Stop at allocations", ""},
         {"continue", {"c", "cont", "fg"}, Cmd::kContinue, nullptr, "continue",
          "Let the stopped program run on", "It runs until it exits, Ctrl-C, or the catchpoint."},
@@ -134,11 +134,15 @@ std::string_view next_word(std::string_view& s) {
     return word;
 }
 
+// "a, b, c", alphabetically as gdb lists them.
 std::string names_of(const std::vector<const Entry*>& entries) {
+    std::vector<std::string> names;
+    for (const Entry* e : entries) names.push_back(e->name);
+    std::sort(names.begin(), names.end());
     std::string out;
-    for (const Entry* e : entries) {
+    for (const std::string& n : names) {
         if (!out.empty()) out += ", ";
-        out += e->name;
+        out += n;
     }
     return out;
 }
