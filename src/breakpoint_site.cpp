@@ -22,20 +22,29 @@ BreakpointSite* BreakpointSites::plant(Tid tid, RemoteAddr addr, std::string* wh
     for (std::size_t i = 1; i < got; ++i)
         if (const BreakpointSite* other = find(addr + i)) code[i] = other->original;
 
-    // Relocate for a slot in a chunk near addr. The slot address is only known once placed,
-    // so relocate against a provisional address, place, and relocate again if it moved.
+    // The copy an earlier attach left for this very instruction is reused as it is, if it
+    // still holds what we would write.
     std::string reason;
-    auto relocated = arch::relocate({code.data(), got}, addr, addr, &reason);
-    if (!relocated) {
-        if (why) *why = reason;
-        return nullptr;
+    RemoteAddr slot = scratch_.find_slot(addr);
+    if (slot != 0) {
+        const auto again = arch::relocate({code.data(), got}, addr, slot, &reason);
+        std::vector<std::uint8_t> existing(again ? again->code.size() : 0);
+        if (!again || !target_.memory().read_exact(slot, existing) || existing != again->code) slot = 0;
     }
-    std::vector<std::uint8_t> padded(arch::kMaxRelocatedSize, arch::kBreakpointByte);
-    const RemoteAddr slot = scratch_.place(tid, addr, padded);
-    relocated = arch::relocate({code.data(), got}, addr, slot, &reason);
-    if (!relocated || !target_.memory().write(slot, relocated->code)) {
-        if (why) *why = relocated ? "cannot write scratch code" : reason;
-        return nullptr;
+    if (slot == 0) {
+        // The slot's address is only known once placed: relocate against a provisional
+        // address to know it can be done, place, then relocate for the real address.
+        if (!arch::relocate({code.data(), got}, addr, addr, &reason)) {
+            if (why) *why = reason;
+            return nullptr;
+        }
+        const std::vector<std::uint8_t> padded(arch::kMaxRelocatedSize, arch::kBreakpointByte);
+        slot = scratch_.place(tid, addr, padded);
+        const auto relocated = arch::relocate({code.data(), got}, addr, slot, &reason);
+        if (!relocated || !target_.memory().write(slot, relocated->code)) {
+            if (why) *why = relocated ? "cannot write scratch code" : reason;
+            return nullptr;
+        }
     }
     const std::uint8_t int3 = arch::kBreakpointByte;
     if (!target_.memory().write(addr, {&int3, 1})) {

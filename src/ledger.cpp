@@ -82,6 +82,20 @@ void Ledger::on_free(const FreeEvent& event) {
     }
 }
 
+void Ledger::on_release_undone(RemoteAddr addr) {
+    const FreedHistory::Entry* entry = freed_.find(addr);
+    if (!entry || live_.find(addr)) return;
+    const LiveBlock block{addr, entry->size, entry->alloc_stack, 0, elapsed_ms(now_ns()), entry->alloc_kind};
+    live_.insert(block);
+    freed_.forget(addr);
+    totals_.frees -= 1;
+    totals_.live_blocks += 1;
+    totals_.live_bytes += block.size;
+    StackStats& stats = stats_for(block.stack);
+    stats.live_bytes += block.size;
+    stats.live_blocks += 1;
+}
+
 bool Ledger::wants_free_stack(RemoteAddr addr, FreeKind kind) const {
     if (const LiveBlock* block = live_.find(addr)) return !release_matches(block->kind, kind);
     return freed_.find(addr) != nullptr;

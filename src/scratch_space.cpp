@@ -32,17 +32,48 @@ bool near_enough(RemoteAddr a, RemoteAddr b) noexcept {
 
 }  // namespace
 
-RemoteAddr ScratchSpace::place(Tid tid, RemoteAddr near, std::span<const std::uint8_t> code) {
-    Chunk& chunk = chunk_near(tid, near, code.size());
-    const RemoteAddr addr = chunk.start + chunk.used;
-    if (!target_.memory().write(addr, code))
-        throw Error::from_errno("cannot write scratch code at 0x" + (std::ostringstream() << std::hex << addr).str());
-    // Keep slots 16-byte aligned, as compilers align branch targets.
-    chunk.used += (code.size() + 15) & ~std::size_t{15};
+RemoteAddr ScratchSpace::place(Tid tid, RemoteAddr from, std::span<const std::uint8_t> code) {
+    const std::size_t length = kSlotHeader + ((code.size() + 15) & ~std::size_t{15});
+    Chunk& chunk = chunk_near(tid, from, length);
+    const RemoteAddr slot = chunk.start + chunk.used;
+    std::vector<std::uint8_t> bytes(length, arch::kBreakpointByte);
+    const auto code_length = static_cast<std::uint32_t>(code.size());
+    std::memcpy(bytes.data(), &from, sizeof from);
+    std::memcpy(bytes.data() + sizeof from, &code_length, sizeof code_length);
+    std::memcpy(bytes.data() + kSlotHeader, code.data(), code.size());
+    if (!target_.memory().write(slot, bytes))
+        throw Error::from_errno("cannot write scratch code at 0x" + (std::ostringstream() << std::hex << slot).str());
+    chunk.used += length;
     // Record it in the chunk, so a later attach never hands out a slot that is in use.
     const auto used = static_cast<std::uint32_t>(chunk.used);
     target_.memory().write(chunk.start + kUsedOffset, {reinterpret_cast<const std::uint8_t*>(&used), sizeof used});
-    return addr;
+    slots_[from] = slot + kSlotHeader;
+    return slot + kSlotHeader;
+}
+
+std::size_t ScratchSpace::adopt_chunk(RemoteAddr lo) {
+    std::array<std::uint8_t, kFirstSlot> header{};
+    if (!target_.memory().read_exact(lo, header)) return 0;
+    if (std::memcmp(header.data(), kMarker.data(), kMarker.size()) != 0) return 0;
+    std::uint32_t used = 0;
+    std::memcpy(&used, header.data() + kUsedOffset, sizeof used);
+    if (used < kFirstSlot || used > kChunkSize) return 0;
+    if (std::any_of(chunks_.begin(), chunks_.end(), [&](const Chunk& c) { return c.start == lo; })) return 0;
+    chunks_.push_back({lo, used});
+    // Index its slots: each starts with the instruction address it serves.
+    std::vector<std::uint8_t> body(used);
+    if (!target_.memory().read_exact(lo, body)) return 1;
+    for (std::size_t at = kFirstSlot; at + kSlotHeader <= used;) {
+        RemoteAddr from = 0;
+        std::uint32_t code_length = 0;
+        std::memcpy(&from, body.data() + at, sizeof from);
+        std::memcpy(&code_length, body.data() + at + sizeof from, sizeof code_length);
+        const std::size_t length = kSlotHeader + ((code_length + 15) & ~std::size_t{15});
+        if (code_length == 0 || at + length > used) break;
+        slots_[from] = lo + at + kSlotHeader;
+        at += length;
+    }
+    return 1;
 }
 
 std::size_t ScratchSpace::adopt_existing() {
@@ -55,17 +86,9 @@ std::size_t ScratchSpace::adopt_existing() {
         unsigned long long offset = 0, inode = 0;
         char dev[16] = {};
         if (std::sscanf(line.c_str(), "%lx-%lx %7s %llx %15s %llu", &lo, &hi, perms, &offset, dev, &inode) != 6) continue;
-        if (hi - lo != kChunkSize || std::string_view(perms) != "r-xp" || inode != 0) continue;
-        std::array<std::uint8_t, kFirstSlot> header{};
-        if (!target_.memory().read_exact(lo, header)) continue;
-        if (std::memcmp(header.data(), kMarker.data(), kMarker.size()) != 0) continue;
-        std::uint32_t used = 0;
-        std::memcpy(&used, header.data() + kUsedOffset, sizeof used);
-        if (used < kFirstSlot || used > kChunkSize) continue;
-        if (std::none_of(chunks_.begin(), chunks_.end(), [&](const Chunk& c) { return c.start == lo; })) {
-            chunks_.push_back({lo, used});
-            ++found;
-        }
+        // Adjacent chunks may have been merged into one mapping by the kernel: look at each.
+        if ((hi - lo) % kChunkSize != 0 || std::string_view(perms) != "r-xp" || inode != 0) continue;
+        for (RemoteAddr start = lo; start < hi; start += kChunkSize) found += adopt_chunk(start);
     }
     return found;
 }

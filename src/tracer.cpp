@@ -36,6 +36,17 @@ struct RemoteLinkMap {
 };
 constexpr std::int32_t kRtConsistent = 0;
 
+// Whether thread tid has a SIGTRAP queued for it alone (ShdPnd is the process-wide queue).
+bool sigtrap_pending(pid_t pid, Tid tid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("SigPnd:", 0) != 0) continue;
+        return (std::stoull(line.substr(7), nullptr, 16) >> (SIGTRAP - 1)) & 1;
+    }
+    return false;
+}
+
 std::string hex(std::uint64_t v) {
     std::ostringstream s;
     s << "0x" << std::hex << v;
@@ -83,6 +94,12 @@ void Tracer::start_attached() {
     dynamic_ = exe_image && exe_image->has_interpreter();
     if (dynamic_) plant_rendezvous(tid);
     resolve_hooks(tid);
+    // A process caught while the dynamic linker is still loading its libraries (just started)
+    // has no allocator mapped yet: the rendezvous will bring it, as in launch mode.
+    RemoteRDebug rd{};
+    const bool still_loading = dynamic_ && (!target_.memory().read_value(r_debug_, rd) || rd.r_version == 0 ||
+                                            rd.r_map == 0 || rd.r_state != kRtConsistent);
+    if (still_loading && !resolved_symbols_.count("malloc")) return;
     initial_load_done_ = true;
     require_allocator();
 }
@@ -157,6 +174,10 @@ void Tracer::handle(const Stop& stop) {
         case Stop::Kind::kEvent:
             return handle_event(stop);
         case Stop::Kind::kSignal:
+            if (stop.signal == SIGSTOP && initial_sigstop_.erase(stop.tid)) {
+                resume(stop.tid, 0);
+                return;
+            }
             if (stop.signal == SIGTRAP && handle_trap(stop.tid)) return;
             if (stop.signal == SIGINT && options_.intercept_sigint) {
                 // Ctrl-C at a prompt stops the program instead of reaching it, as in gdb.
@@ -196,6 +217,8 @@ void Tracer::handle_event(const Stop& stop) {
             target_.add_thread(child);
             threads_[child];
             if (early_stops_.erase(child)) resume(child);
+            // Without SEIZE a new thread starts with a SIGSTOP of ptrace's: not the program's.
+            else if (!target_.seized()) initial_sigstop_.insert(child);
             break;
         }
         case PTRACE_EVENT_FORK:
@@ -313,6 +336,10 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
     }
     return_site->return_site = true;
     thread.pending.push_back(PendingCall{ret, sp + 8, site.hook, {regs.arg(0), regs.arg(1), regs.arg(2), regs.arg(3)}});
+    // realloc's old block is released at entry: once realloc runs, another thread's malloc may
+    // be handed that address and return before this call does. A failed realloc undoes it.
+    if ((hook.kind == HookKind::kRealloc || hook.kind == HookKind::kReallocArray) && regs.arg(0) != 0)
+        sink_.on_free(FreeEvent{regs.arg(0), 0, tid, FreeKind::kRealloc, now_ns(), false});
 }
 
 void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site) {
@@ -348,7 +375,9 @@ void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, cons
         }
         return;
     }
-    if (outcome.freed) sink_.on_free(FreeEvent{outcome.freed, 0, tid, FreeKind::kRealloc, now});
+    // The old block was released at entry; it is still live only if the call failed.
+    if ((kind == HookKind::kRealloc || kind == HookKind::kReallocArray) && call.args[0] != 0 && !outcome.freed)
+        sink_.on_release_undone(call.args[0]);
     if (outcome.allocated) {
         const std::size_t n = unwinder_.capture(target_.memory(), regs, frames_);
         const StackId stack = sink_.intern_stack({frames_.data(), n});
@@ -546,11 +575,14 @@ void Tracer::handle_passenger(const Stop& stop) {
 void Tracer::resume(Tid tid, int signal) { target_.resume(tid, signal); }
 
 void Tracer::stop_all() {
-    for (Tid tid : target_.threads()) {
-        if (target_.is_stopped(tid) || interrupts_owed_.count(tid)) continue;
-        if (target_.interrupt(tid)) interrupts_owed_[tid] = 1;
-    }
-    while (target_.alive() && !interrupts_owed_.empty()) {
+    // Threads created meanwhile (a clone handled below) must stop too: a thread left running
+    // could not be detached, and a trap of ours pending in it would kill the process later.
+    for (;;) {
+        for (Tid tid : target_.threads()) {
+            if (target_.is_stopped(tid) || interrupts_owed_.count(tid)) continue;
+            if (target_.interrupt(tid)) interrupts_owed_[tid] = 1;
+        }
+        if (!target_.alive() || interrupts_owed_.empty()) return;
         Stop stop;
         if (!target_.wait(stop)) continue;
         handle(stop);
@@ -575,6 +607,30 @@ void Tracer::detach() noexcept {
         warn(std::string("while stopping threads to detach: ") + e.what());
     }
     if (!target_.alive()) return;
+    // The interrupt's stop can be reported before a SIGTRAP from one of our int3s that the
+    // thread already took: the trap is still pending, and after the detach it would kill the
+    // process. Let such a thread take it now (pc rewound, so the restored instruction runs
+    // later) and leave it in that signal-delivery-stop, whose signal the detach discards.
+    for (Tid tid : std::vector<Tid>(target_.threads().begin(), target_.threads().end())) {
+        arch::Registers regs;
+        if (!target_.is_stopped(tid) || !target_.get_regs(tid, regs)) continue;
+        const RemoteAddr site = regs.pc() - arch::kBreakpointSize;
+        if (!sites_.contains(site) || !sigtrap_pending(target_.pid(), tid)) continue;
+        target_.set_pc(tid, site);
+        if (!target_.resume(tid, 0)) continue;
+        Stop stop;
+        while (true) {
+            try {
+                if (!target_.wait_thread(tid, stop)) continue;
+            } catch (const Error&) {
+                break;
+            }
+            if (stop.kind != Stop::Kind::kSignal || stop.signal == SIGTRAP) break;
+            target_.defer_signal(tid, stop.signal);  // another signal first: keep it for the detach
+            target_.interrupt(tid);
+            target_.resume(tid, 0);
+        }
+    }
     sites_.remove_all();
     for (pid_t child : vfork_children_) ::ptrace(PTRACE_DETACH, child, nullptr, nullptr);
     vfork_children_.clear();

@@ -83,6 +83,9 @@ public:
     virtual void on_free(const FreeEvent& event) = 0;
     // Whether a release of addr by this family is worth its stack (it would be a finding).
     virtual bool wants_free_stack(RemoteAddr, FreeKind) const { return false; }
+    // A release recorded at a call's entry (realloc's old block) did not happen: the call
+    // failed and the block is still live.
+    virtual void on_release_undone(RemoteAddr) {}
     virtual void on_map(const MapEvent&) {}
     virtual void on_unmap(const UnmapEvent&) {}
 };

@@ -36,6 +36,7 @@ public:
     void on_alloc(const AllocEvent& event) override;
     void on_free(const FreeEvent& event) override;
     bool wants_free_stack(RemoteAddr addr, FreeKind kind) const override;
+    void on_release_undone(RemoteAddr addr) override;
     [[nodiscard]] const Findings& findings() const noexcept { return findings_; }
 
     [[nodiscard]] const LedgerTotals& totals() const noexcept { return totals_; }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <unordered_map>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -17,20 +18,29 @@ namespace leakcheck {
 class ScratchSpace {
 public:
     static constexpr std::size_t kChunkSize = 64 * 1024;
-    static constexpr std::string_view kMarker = "leakcheck scratch v1";
+    static constexpr std::string_view kMarker = "leakcheck scratch v2";
 
     explicit ScratchSpace(Target& target) : target_(target) {}
 
-    // Copies code into scratch memory within arch::kNearRange of `near` and returns its address.
-    // May inject an mmap into `tid`, which must be in a ptrace-stop. Throws when no room can be
-    // found or mapped near `near`.
-    RemoteAddr place(Tid tid, RemoteAddr near, std::span<const std::uint8_t> code);
+    // Copies code serving the instruction at `from` into scratch memory within
+    // arch::kNearRange of it and returns its address. May inject an mmap into `tid`, which must
+    // be in a ptrace-stop. Throws when no room can be found or mapped near `from`.
+    RemoteAddr place(Tid tid, RemoteAddr from, std::span<const std::uint8_t> code);
+    // The code placed earlier (by this leakcheck or, after adopt_existing, an earlier one) for
+    // the instruction at `from`, or 0. Reusing it keeps repeated attaches from filling chunks.
+    [[nodiscard]] RemoteAddr find_slot(RemoteAddr from) const noexcept {
+        auto it = slots_.find(from);
+        return it == slots_.end() ? 0 : it->second;
+    }
 
     // Address of a "syscall; int3" stub, or 0 before the first chunk exists.
     [[nodiscard]] RemoteAddr stub() const noexcept { return chunks_.empty() ? 0 : chunks_.front().start + kStubOffset; }
     [[nodiscard]] std::size_t chunk_count() const noexcept { return chunks_.size(); }
     // After exec the old address space is gone.
-    void forget_all() noexcept { chunks_.clear(); }
+    void forget_all() noexcept {
+        chunks_.clear();
+        slots_.clear();
+    }
     // Takes over the chunks an earlier leakcheck left in the process (found by their marker),
     // so attaching again and again maps nothing new. Returns how many were found.
     std::size_t adopt_existing();
@@ -41,17 +51,22 @@ private:
     static constexpr std::size_t kUsedOffset = 24;  // uint32: bytes of the chunk in use
     static constexpr std::size_t kStubOffset = 32;
     static constexpr std::size_t kFirstSlot = 64;
+    // Each slot: the instruction address it serves (8 bytes), its code length (4), padding to
+    // 16, then the code; so a later attach can find its slots again.
+    static constexpr std::size_t kSlotHeader = 16;
     struct Chunk {
         RemoteAddr start;
         std::size_t used;
     };
 
     Chunk& chunk_near(Tid tid, RemoteAddr near, std::size_t size);
+    std::size_t adopt_chunk(RemoteAddr start);
     RemoteAddr map_chunk(Tid tid, RemoteAddr near);
     RemoteAddr find_gap(RemoteAddr near) const;
 
     Target& target_;
     std::vector<Chunk> chunks_;
+    std::unordered_map<RemoteAddr, RemoteAddr> slots_;  // instruction address -> its code
     std::vector<int> deferred_;
 };
 

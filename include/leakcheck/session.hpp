@@ -52,6 +52,7 @@ public:
     void on_alloc(const AllocEvent& event) override;
     void on_free(const FreeEvent& event) override { ledger_.on_free(event); }
     bool wants_free_stack(RemoteAddr addr, FreeKind kind) const override { return ledger_.wants_free_stack(addr, kind); }
+    void on_release_undone(RemoteAddr addr) override { ledger_.on_release_undone(addr); }
     void on_map(const MapEvent& event) override { mappings_.on_map(event); }
     void on_unmap(const UnmapEvent& event) override { mappings_.on_unmap(event); }
 

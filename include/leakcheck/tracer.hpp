@@ -148,6 +148,7 @@ private:
     std::unordered_set<RemoteAddr> retired_sites_;
     std::unordered_map<Tid, int> interrupts_owed_;  // interrupts asked for and not yet seen
     std::unordered_set<Tid> group_stopped_;        // parked in a group-stop: resume with LISTEN
+    std::unordered_set<Tid> initial_sigstop_;      // legacy: new threads owing ptrace's SIGSTOP
     std::unordered_set<RemoteAddr> unrelocatable_;
     RemoteAddr r_debug_ = 0;                      // the dynamic linker's struct r_debug
     bool dynamic_ = false;

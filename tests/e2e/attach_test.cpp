@@ -7,8 +7,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sched.h>
-#include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -25,7 +23,6 @@
 #include <fstream>
 #include <map>
 #include <regex>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -42,6 +39,26 @@ using Stream = BackgroundProcess::Stream;
 const std::string kLeakcheck = LEAKCHECK_BIN;
 
 std::string fixture(const std::string& name) { return std::string(FIXTURE_DIR) + "/" + name; }
+
+// The line number of the first line of fixtures/FILE that contains `marker` (0 if none), so
+// that the expected file:line of a frame follows the fixture's source.
+int source_line(const std::string& file, const std::string& marker) {
+    std::ifstream in(std::string(FIXTURE_SOURCE_DIR) + "/" + file);
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n)
+        if (line.find(marker) != std::string::npos) return n;
+    return 0;
+}
+
+// Whether NAME is an executable in PATH.
+bool have_program(const std::string& name) {
+    const char* path = std::getenv("PATH");
+    std::stringstream dirs(path ? path : "/usr/bin:/bin");
+    std::string dir;
+    while (std::getline(dirs, dir, ':'))
+        if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return true;
+    return false;
+}
 
 // ---------------------------------------------------------------------------------------------
 // /proc helpers
@@ -130,6 +147,14 @@ std::vector<Mapping> scratch_mappings(pid_t pid) {
     return out;
 }
 
+// All anonymous r-xp memory, in bytes: adjacent scratch chunks merge into one larger mapping.
+std::uint64_t anonymous_code_bytes(pid_t pid) {
+    std::uint64_t total = 0;
+    for (const Mapping& m : read_maps(pid))
+        if (m.perms == "r-xp" && m.inode == 0 && m.path.empty()) total += m.hi - m.lo;
+    return total;
+}
+
 // The "bytes in use" word a scratch chunk keeps at offset 24 (after its 20-byte marker), read
 // through /proc/PID/mem; 0 if unreadable.
 std::uint32_t scratch_used(pid_t pid, std::uint64_t chunk) {
@@ -154,8 +179,10 @@ struct StackReport {
 };
 
 struct Report {
-    bool empty = false;  // "No outstanding allocations."
+    bool empty = false;      // "No outstanding allocations."
+    std::string timestamp;   // "[HH:MM:SS]" of a periodic report, "" for the final one
     std::vector<StackReport> stacks;
+    std::vector<std::string> findings;  // the lines of the "Findings:" section, if any
     std::string summary;
     std::uint64_t allocs = 0, alloc_bytes = 0, frees = 0, live_bytes = 0, live_blocks = 0, unknown_frees = 0;
 };
@@ -165,23 +192,30 @@ struct ParsedOutput {
     std::vector<std::string> other;  // every line outside a report
 };
 
+// leakcheck's report format: an optional "[HH:MM:SS] " before the first line of a periodic
+// report; per stack, with -a its blocks, "B bytes in N allocations from stack" (and maybe
+// " (growing: ...)"), its frames; maybe "Filtered: ..." and a "Findings: ..." section; then
+// "Summary: ...".
 ParsedOutput parse_output(const std::string& text) {
-    static const std::regex top(R"(^Top \d+ stacks with outstanding allocations:$)");
+    static const std::regex start(
+        R"(^(\[\d\d:\d\d:\d\d\] )?(Top \d+ stacks with outstanding allocations:|No outstanding allocations\.|No outstanding allocations match the filters\.)$)");
     static const std::regex addr(R"(^\taddr = ([0-9a-f]+) size = (\d+)$)");
-    static const std::regex stack(R"(^\t(\d+) bytes? in (\d+) allocations? from stack$)");
+    static const std::regex stack(R"(^\t(\d+) bytes? in (\d+) allocations? from stack( \(growing:[^)]*\))?$)");
     static const std::regex frame(R"(^\t\t#\d+ (.*)$)");
     static const std::regex summary(
         R"(^Summary: (\d+) allocations? \((\d+) bytes?\), (\d+) frees?, (\d+) bytes? in (\d+) blocks? outstanding(?:, (\d+) frees? of (?:an )?unknown blocks?)?$)");
     ParsedOutput out;
-    bool in_report = false;
+    bool in_report = false, in_findings = false;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> pending;
     for (const std::string& line : lines(text)) {
         std::smatch m;
         if (!in_report) {
-            if (std::regex_match(line, top) || line == "No outstanding allocations.") {
+            if (std::regex_match(line, m, start)) {
                 in_report = true;
+                in_findings = false;
                 out.reports.emplace_back();
-                out.reports.back().empty = line == "No outstanding allocations.";
+                out.reports.back().timestamp = m[1].matched ? m[1].str().substr(0, 10) : "";
+                out.reports.back().empty = m[2] == "No outstanding allocations.";
                 pending.clear();
             } else {
                 out.other.push_back(line);
@@ -189,14 +223,7 @@ ParsedOutput parse_output(const std::string& text) {
             continue;
         }
         Report& r = out.reports.back();
-        if (std::regex_match(line, m, addr)) {
-            pending.emplace_back(std::stoull(m[1], nullptr, 16), std::stoull(m[2]));
-        } else if (std::regex_match(line, m, stack)) {
-            r.stacks.push_back(StackReport{std::stoull(m[1]), std::stoull(m[2]), {}, std::move(pending)});
-            pending.clear();
-        } else if (std::regex_match(line, m, frame) && !r.stacks.empty()) {
-            r.stacks.back().frames.push_back(m[1]);
-        } else if (std::regex_match(line, m, summary)) {
+        if (std::regex_match(line, m, summary)) {
             r.summary = line;
             r.allocs = std::stoull(m[1]);
             r.alloc_bytes = std::stoull(m[2]);
@@ -205,12 +232,32 @@ ParsedOutput parse_output(const std::string& text) {
             r.live_blocks = std::stoull(m[5]);
             r.unknown_frees = m[6].matched ? std::stoull(m[6]) : 0;
             in_report = false;
+        } else if (line.rfind("Findings: ", 0) == 0 || in_findings) {
+            in_findings = true;
+            r.findings.push_back(line);
+        } else if (line.rfind("Filtered: ", 0) == 0) {
+            // only with filter options, which these tests do not use
+            ADD_FAILURE() << "unexpected Filtered line: " << line;
+        } else if (std::regex_match(line, m, addr)) {
+            pending.emplace_back(std::stoull(m[1], nullptr, 16), std::stoull(m[2]));
+        } else if (std::regex_match(line, m, stack)) {
+            r.stacks.push_back(StackReport{std::stoull(m[1]), std::stoull(m[2]), {}, std::move(pending)});
+            pending.clear();
+        } else if (std::regex_match(line, m, frame) && !r.stacks.empty()) {
+            r.stacks.back().frames.push_back(m[1]);
         } else {
             ADD_FAILURE() << "unexpected line inside a report: \"" << line << "\"\n" << text;
         }
     }
     if (in_report) ADD_FAILURE() << "report without a Summary line:\n" << text;
     return out;
+}
+
+std::string findings_text(const ParsedOutput& parsed) {
+    std::string s;
+    for (const Report& r : parsed.reports)
+        for (const std::string& f : r.findings) s += f + "\n";
+    return s;
 }
 
 // Waits until the process has `n` threads (it has started its workers).
@@ -250,6 +297,10 @@ std::map<std::uint64_t, LeakLine> leak_lines(const BackgroundProcess& p, long* l
 
 TEST(AttachReports, PeriodicReportsShowOnlyTheBlocksAllocatedSinceAttach) {
     constexpr long kPeriodMs = 20;
+    const int leak_line = source_line("slow_leak.c", "calloc(1024, sizeof(long long)); /* LEAK");
+    const int call_line = source_line("slow_leak.c", "long long *r = fibonacci(i);");
+    ASSERT_EQ(leak_line, 75) << "fixtures/slow_leak.c changed: update its ground truth comment and GROUND_TRUTH.md";
+    ASSERT_EQ(call_line, 115) << "fixtures/slow_leak.c changed: update its ground truth comment and GROUND_TRUTH.md";
     BackgroundProcess target({fixture("slow_leak"), std::to_string(kPeriodMs), "60"});
     ASSERT_TRUE(target.wait_for_line("^cache ready 16 1048576$", 10s)) << target.text(Stream::kErr);
     // At least 10 blocks leaked before the attach: none of them may be reported.
@@ -290,12 +341,16 @@ TEST(AttachReports, PeriodicReportsShowOnlyTheBlocksAllocatedSinceAttach) {
     for (std::size_t r = 0; r < parsed.reports.size(); ++r) {
         SCOPED_TRACE("report " + std::to_string(r + 1));
         const Report& rep = parsed.reports[r];
+        EXPECT_FALSE(rep.timestamp.empty()) << "a periodic report carries its time";
+        EXPECT_TRUE(rep.findings.empty()) << "slow_leak never releases anything\n" << err;
         ASSERT_EQ(rep.stacks.size(), 1u) << err;
         const StackReport& s = rep.stacks[0];
         ASSERT_GE(s.frames.size(), 2u) << err;
-        EXPECT_TRUE(std::regex_match(s.frames[0], std::regex(R"(^fibonacci\+0x[0-9a-f]+ \(slow_leak\.c:72\) \[.*/slow_leak\]$)")))
+        EXPECT_TRUE(std::regex_match(s.frames[0], std::regex(R"(^fibonacci\+0x[0-9a-f]+ \(slow_leak\.c:)" +
+                                                             std::to_string(leak_line) + R"(\) \[.*/slow_leak\]$)")))
             << s.frames[0];
-        EXPECT_TRUE(std::regex_match(s.frames[1], std::regex(R"(^child\+0x[0-9a-f]+ \(slow_leak\.c:112\) \[.*/slow_leak\]$)")))
+        EXPECT_TRUE(std::regex_match(s.frames[1], std::regex(R"(^child\+0x[0-9a-f]+ \(slow_leak\.c:)" +
+                                                             std::to_string(call_line) + R"(\) \[.*/slow_leak\]$)")))
             << s.frames[1];
         EXPECT_EQ(s.bytes, s.blocks * 8192);
         ASSERT_EQ(s.addrs.size(), s.blocks) << err;
@@ -344,6 +399,21 @@ TEST(AttachReports, PeriodicReportsShowOnlyTheBlocksAllocatedSinceAttach) {
     EXPECT_EQ(err.find("size = 65536"), std::string::npos) << err;
 }
 
+// memleak's positional form: -p PID INTERVAL COUNT.
+TEST(AttachReports, PositionalIntervalAndCount) {
+    BackgroundProcess target({fixture("slow_leak"), "20", "60"});
+    ASSERT_TRUE(target.wait_for_line("^leaked 2 ", 10s)) << target.text(Stream::kErr);
+    const RunResult r = run_process({kLeakcheck, "-p", std::to_string(target.pid()), "0.5", "2"});
+    EXPECT_TRUE(r.exited(0)) << r.exit_code << " " << r.term_signal << "\n" << r.err;
+    const ParsedOutput parsed = parse_output(r.err);
+    ASSERT_EQ(parsed.reports.size(), 2u) << r.err;
+    EXPECT_LT(parsed.reports[0].live_bytes, parsed.reports[1].live_bytes) << r.err;
+    EXPECT_GE(r.elapsed, 1000ms);
+    EXPECT_LT(r.elapsed, 10s);
+    EXPECT_EQ(parsed.other.back(), "leakcheck: detached from process " + std::to_string(target.pid()));
+    EXPECT_EQ(harm(target.pid()), "");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Attach and detach again and again: the target comes out unharmed.
 
@@ -361,8 +431,10 @@ const char* detach_name(Detach d) {
     return "?";
 }
 
-// One attach/detach cycle against a running churn; returns leakcheck's stderr.
-std::string attach_cycle(const BackgroundProcess& target, Detach how, bool legacy, int cycle) {
+// One attach/detach cycle against a running churn; returns leakcheck's stderr. The lines of any
+// "Findings:" section are appended to *findings (churn never releases a block twice).
+std::string attach_cycle(const BackgroundProcess& target, Detach how, bool legacy, int cycle,
+                         std::string* findings = nullptr) {
     const std::string pid = std::to_string(target.pid());
     std::vector<std::string> argv{kLeakcheck, "-p", pid};
     if (legacy) argv.push_back("--legacy-kernel");
@@ -400,6 +472,7 @@ std::string attach_cycle(const BackgroundProcess& target, Detach how, bool legac
         EXPECT_TRUE(line.rfind("leakcheck: attached to process " + pid + " (churn)", 0) == 0 ||
                     line == "leakcheck: detached from process " + pid)
             << "unexpected line: " << line << "\n" << err;
+    if (findings) *findings += findings_text(parsed);
     if (how != Detach::kEarlySigint || err.find("attached") != std::string::npos) {
         EXPECT_NE(err.find("leakcheck: detached from process " + pid + "\n"), std::string::npos) << err;
         EXPECT_EQ(parsed.reports.size(), 1u) << err;
@@ -444,25 +517,64 @@ void check_churn_output(const BackgroundProcess& target, std::size_t* ticks_out 
     if (ticks_out) *ticks_out = static_cast<std::size_t>(expected - 1);
 }
 
+struct ScratchSnapshot {
+    bool taken = false;
+    std::vector<Mapping> chunks;  // 64 KiB anonymous r-xp mappings
+    std::uint64_t bytes = 0;      // all anonymous r-xp memory
+    std::string text;
+};
+
+ScratchSnapshot scratch_snapshot(pid_t pid);
+std::string describe_anonymous_code(pid_t pid);
+
 void run_cycles(BackgroundProcess& target, const std::vector<Detach>& plan, bool legacy,
-                std::vector<Mapping>* scratch_after_first) {
+                ScratchSnapshot* after_first) {
     int cycle = 0;
     for (Detach how : plan) {
         SCOPED_TRACE(std::string(legacy ? "legacy " : "") + "cycle " + std::to_string(cycle) + " (" + detach_name(how) + ")");
-        attach_cycle(target, how, legacy, cycle);
-        ASSERT_EQ(harm(target.pid()), "") << "after cycle " << cycle;
-        if (scratch_after_first && scratch_after_first->empty() && cycle == 0) {
-            *scratch_after_first = scratch_mappings(target.pid());
+        const std::string err = attach_cycle(target, how, legacy, cycle);
+        const std::string problem = harm(target.pid());
+        if (!problem.empty()) {
+            const auto end = target.wait_exit(2s);
+            FAIL() << "churn harmed by cycle " << cycle << ": " << problem << "; "
+                   << (end ? end->describe() : std::string("still there")) << "\nchurn's stderr:\n"
+                   << target.text(Stream::kErr) << "churn's last lines:\n"
+                   << [&] {
+                          std::string tail;
+                          const auto ls = target.lines();
+                          for (std::size_t i = ls.size() > 3 ? ls.size() - 3 : 0; i < ls.size(); ++i) tail += ls[i].text + "\n";
+                          return tail;
+                      }()
+                   << "leakcheck's stderr:\n" << err;
         }
+        if (after_first && !after_first->taken) *after_first = scratch_snapshot(target.pid());
         if (::testing::Test::HasFatalFailure()) return;
         ++cycle;
     }
 }
 
-std::string describe_scratch(pid_t pid, const std::vector<Mapping>& maps) {
+ScratchSnapshot scratch_snapshot(pid_t pid) {
+    return ScratchSnapshot{true, scratch_mappings(pid), anonymous_code_bytes(pid), describe_anonymous_code(pid)};
+}
+
+void expect_same_scratch(const ScratchSnapshot& first, pid_t pid, const std::string& when) {
+    EXPECT_TRUE(first.taken && !first.chunks.empty()) << "no scratch chunk after the first attach";
+    const ScratchSnapshot now = scratch_snapshot(pid);
+    EXPECT_EQ(now.chunks.size(), first.chunks.size())
+        << "64 KiB scratch mappings after the first attach:\n" << first.text << when << ":\n" << now.text;
+    EXPECT_EQ(now.bytes, first.bytes) << "anonymous r-xp memory after the first attach:\n" << first.text << when
+                                      << ":\n" << now.text;
+}
+
+// Every anonymous r-xp mapping, with the "used" word of each 64 KiB chunk in it.
+std::string describe_anonymous_code(pid_t pid) {
     std::ostringstream s;
-    for (const Mapping& m : maps)
-        s << "  " << std::hex << m.lo << "-" << m.hi << std::dec << " used " << scratch_used(pid, m.lo) << " bytes\n";
+    for (const Mapping& m : read_maps(pid)) {
+        if (m.perms != "r-xp" || m.inode != 0 || !m.path.empty()) continue;
+        s << "  " << std::hex << m.lo << "-" << m.hi << std::dec << " (" << (m.hi - m.lo) / 1024 << " KiB), used:";
+        for (std::uint64_t c = m.lo; c < m.hi; c += 64 * 1024) s << " " << scratch_used(pid, c);
+        s << "\n";
+    }
     return s.str();
 }
 
@@ -470,21 +582,17 @@ TEST(AttachUnharmed, ChurnSurvivesTwentyAttachDetachCycles) {
     BackgroundProcess target({fixture("churn"), "0"});
     ASSERT_TRUE(target.wait_for_line("^tick 2 ", 10s)) << target.text(Stream::kErr);
     ASSERT_TRUE(wait_for_threads(target.pid(), 5, 5s));
-    ASSERT_TRUE(scratch_mappings(target.pid()).empty()) << "churn has 64 KiB r-xp anonymous mappings of its own";
+    ASSERT_EQ(anonymous_code_bytes(target.pid()), 0u) << "churn has anonymous r-xp mappings of its own";
 
     std::vector<Detach> plan;
     const Detach kinds[] = {Detach::kDuration, Detach::kSigint, Detach::kSigterm, Detach::kCount, Detach::kEarlySigint};
     for (int i = 0; i < 20; ++i) plan.push_back(kinds[i % 5]);
-    std::vector<Mapping> scratch;
+    ScratchSnapshot scratch;
     run_cycles(target, plan, false, &scratch);
     if (HasFatalFailure()) return;
 
     // Scratch chunks: mapped by the first attach, adopted by every later one.
-    EXPECT_FALSE(scratch.empty()) << "no scratch chunk after the first attach";
-    const auto scratch_now = scratch_mappings(target.pid());
-    EXPECT_EQ(scratch_now.size(), scratch.size())
-        << "after the first attach:\n" << describe_scratch(target.pid(), scratch) << "after 20:\n"
-        << describe_scratch(target.pid(), scratch_now);
+    expect_same_scratch(scratch, target.pid(), "after 20 attaches");
 
     // Let it run on untraced for a few ticks, then end it.
     const std::size_t n = target.line_count();
@@ -503,17 +611,13 @@ TEST(AttachUnharmed, ChurnSurvivesLegacyKernelCycles) {
     BackgroundProcess target({fixture("churn"), "0"});
     ASSERT_TRUE(target.wait_for_line("^tick 2 ", 10s)) << target.text(Stream::kErr);
     ASSERT_TRUE(wait_for_threads(target.pid(), 5, 5s));
-    std::vector<Mapping> scratch;
+    ScratchSnapshot scratch;
     run_cycles(target,
                {Detach::kDuration, Detach::kSigint, Detach::kSighup, Detach::kCount, Detach::kSigterm,
                 Detach::kEarlySigint, Detach::kDuration, Detach::kSigint},
                true, &scratch);
     if (HasFatalFailure()) return;
-    EXPECT_FALSE(scratch.empty());
-    const auto scratch_now = scratch_mappings(target.pid());
-    EXPECT_EQ(scratch_now.size(), scratch.size())
-        << "after the first attach:\n" << describe_scratch(target.pid(), scratch) << "at the end:\n"
-        << describe_scratch(target.pid(), scratch_now);
+    expect_same_scratch(scratch, target.pid(), "after 8 attaches");
     const std::size_t n = target.line_count();
     ASSERT_TRUE(target.wait_for_lines(n + 3, 10s));
     target.send(SIGUSR1);
@@ -539,6 +643,133 @@ TEST(AttachUnharmed, ChurnRunsToItsEndWithExactTicks) {
     std::size_t ticks = 0;
     check_churn_output(target, &ticks);
     EXPECT_EQ(ticks, 30u);
+}
+
+// churn frees each block exactly once, with the function that matches its allocation, and
+// hands blocks between threads (cross-thread free and realloc): no report may hold a finding.
+TEST(AttachReports, NoFalseFindingsAgainstCrossThreadChurn) {
+    BackgroundProcess target({fixture("churn"), "0"});
+    ASSERT_TRUE(target.wait_for_line("^tick 2 ", 10s)) << target.text(Stream::kErr);
+    std::string findings;
+    for (int cycle = 0; cycle < 3; ++cycle) {
+        const RunResult r = run_process({kLeakcheck, "-p", std::to_string(target.pid()), "--duration", "1"});
+        ASSERT_TRUE(r.exited(0)) << r.exit_code << " " << r.term_signal << "\n" << r.err;
+        findings += findings_text(parse_output(r.err));
+    }
+    EXPECT_EQ(findings, "");
+    target.send(SIGUSR1);
+    const auto end = target.wait_exit(20s);
+    ASSERT_TRUE(end.has_value());
+    EXPECT_TRUE(end->exited(0)) << end->describe() << "\n" << target.text(Stream::kErr);
+}
+
+// Many quick detaches while four threads call the allocator without pause: one of them is
+// now and then between executing an int3 and reporting it when leakcheck interrupts it to
+// detach. Its trap must be dealt with before the detach; delivered after it, it kills the
+// program (churn then says where: "churn: stray SIGTRAP ...").
+TEST(AttachUnharmed, QuickDetachesFromABusyProcessLeaveNoTrapBehind) {
+    BackgroundProcess target({fixture("churn"), "0"});
+    ASSERT_TRUE(target.wait_for_line("^tick 2 ", 10s)) << target.text(Stream::kErr);
+    const std::string pid = std::to_string(target.pid());
+    constexpr int kCycles = 30;
+    for (int cycle = 0; cycle < kCycles; ++cycle) {
+        const RunResult r = run_process({kLeakcheck, "-p", pid, "--duration", "0.05"});
+        EXPECT_TRUE(r.exited(0)) << "cycle " << cycle << ": " << r.exit_code << " " << r.term_signal << "\n" << r.err;
+        const std::string problem = harm(target.pid());
+        if (!problem.empty()) {
+            const auto end = target.wait_exit(2s);
+            FAIL() << "churn harmed by detach " << cycle + 1 << " of " << kCycles << ": " << problem << "; "
+                   << (end ? end->describe() : std::string("still there")) << "\nchurn's stderr:\n"
+                   << target.text(Stream::kErr);
+        }
+    }
+    target.send(SIGUSR1);
+    const auto end = target.wait_exit(20s);
+    ASSERT_TRUE(end.has_value());
+    EXPECT_TRUE(end->exited(0)) << end->describe() << "\n" << target.text(Stream::kErr);
+    check_churn_output(target);
+}
+
+// Threads born and dying and children forked while leakcheck attaches, watches and detaches.
+void spawner_cycles(bool legacy) {
+    BackgroundProcess target({fixture("spawner"), "0"});
+    ASSERT_TRUE(target.wait_for_line("^tick 2 ", 10s)) << target.text(Stream::kErr);
+    const std::string pid = std::to_string(target.pid());
+    for (int cycle = 0; cycle < 4; ++cycle) {
+        SCOPED_TRACE("cycle " + std::to_string(cycle));
+        std::vector<std::string> argv{kLeakcheck, "-p", pid, "--duration", "0.6"};
+        if (legacy) argv.push_back("--legacy-kernel");
+        const RunResult r = run_process(argv);
+        EXPECT_TRUE(r.exited(0)) << r.exit_code << " " << r.term_signal << "\n" << r.err;
+        const ParsedOutput parsed = parse_output(r.err);
+        EXPECT_EQ(parsed.reports.size(), 1u) << r.err;
+        EXPECT_EQ(findings_text(parsed), "") << r.err;
+        for (const std::string& line : parsed.other)
+            EXPECT_TRUE(line.rfind("leakcheck: attached to process " + pid + " (spawner)", 0) == 0 ||
+                        line == "leakcheck: detached from process " + pid)
+                << "unexpected line: " << line << "\n" << r.err;
+        // Its threads' blocks are all freed by the thread that made them.
+        if (!parsed.reports.empty()) {
+            const Report& rep = parsed.reports[0];
+            EXPECT_GT(rep.allocs, 0u) << r.err;
+            for (const StackReport& st : rep.stacks)
+                for (const std::string& f : st.frames)
+                    EXPECT_EQ(f.find("fill_and_check"), std::string::npos) << "a freed block reported\n" << r.err;
+        }
+        EXPECT_EQ(harm(target.pid()), "") << r.err;
+        // And it goes on ticking (a leftover group-stop would halt it).
+        const std::size_t n = target.line_count();
+        ASSERT_TRUE(target.wait_for_lines(n + 2, 3s))
+            << "spawner stopped ticking after the detach; state " << proc_state(target.pid()) << "\n" << r.err;
+    }
+    target.send(SIGUSR1);
+    const auto end = target.wait_exit(20s);
+    ASSERT_TRUE(end.has_value());
+    EXPECT_TRUE(end->exited(0)) << end->describe() << "\n" << target.text(Stream::kErr);
+    EXPECT_EQ(target.text(Stream::kErr), "");
+    long expected = 1;
+    static const std::regex tick(R"(^tick (\d+) threads (\d+) forks (\d+)$)");
+    for (const auto& line : target.lines()) {
+        std::smatch m;
+        if (std::regex_match(line.text, m, tick)) {
+            const long n = std::stol(m[1]);
+            EXPECT_EQ(n, expected);
+            EXPECT_EQ(std::stol(m[2]), n * 8);
+            EXPECT_EQ(std::stol(m[3]), n / 5);
+            expected = n + 1;
+        } else {
+            EXPECT_EQ(line.text, "done " + std::to_string(expected - 1));
+        }
+    }
+}
+
+TEST(AttachUnharmed, ThreadsAndForksWhileAttached) { spawner_cycles(false); }
+
+TEST(AttachUnharmed, ThreadsAndForksWhileAttachedLegacyKernel) { spawner_cycles(true); }
+
+// Scratch chunks are adopted by later attaches: however many times one attaches, the
+// process's executable anonymous memory stays what the first attach mapped.
+TEST(AttachUnharmed, ScratchMemoryDoesNotGrowOverManyAttaches) {
+    // One leak at the start, then nothing: the reports are empty and each cycle is quick.
+    BackgroundProcess target({fixture("slow_leak"), "1000000", "0"});
+    ASSERT_TRUE(target.wait_for_line("^leaked 1 ", 10s)) << target.text(Stream::kErr);
+    const std::string pid = std::to_string(target.pid());
+    ScratchSnapshot first;
+    constexpr int kCycles = 120;
+    for (int cycle = 0; cycle < kCycles; ++cycle) {
+        const RunResult r = run_process({kLeakcheck, "-p", pid, "--duration", "0.01"});
+        ASSERT_TRUE(r.exited(0)) << "cycle " << cycle << ": " << r.exit_code << " " << r.term_signal << "\n" << r.err;
+        if (cycle == 0) {
+            first = scratch_snapshot(target.pid());
+            ASSERT_FALSE(first.chunks.empty());
+            continue;
+        }
+        const std::uint64_t bytes = anonymous_code_bytes(target.pid());
+        ASSERT_EQ(bytes, first.bytes) << "after attach " << cycle + 1 << " of " << kCycles
+                                      << ":\nafter the first attach:\n" << first.text << "now:\n"
+                                      << describe_anonymous_code(target.pid());
+    }
+    EXPECT_EQ(harm(target.pid()), "");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,6 +819,113 @@ TEST(AttachExit, ProcessExitingWhileAttachedGivesItsStatusAndAReport) {
         if (&s == fib) continue;
         EXPECT_EQ(s.bytes, 4096u) << "only the stdout buffer may be there besides\n" << err;
     }
+}
+
+TEST(AttachExit, ProcessKilledWhileAttached) {
+    BackgroundProcess target({fixture("slow_leak"), "20", "60"});
+    ASSERT_TRUE(target.wait_for_line("^leaked 2 ", 10s)) << target.text(Stream::kErr);
+    const std::string pid = std::to_string(target.pid());
+    BackgroundProcess lc({kLeakcheck, "-p", pid});
+    ASSERT_TRUE(lc.wait_for_line("^leakcheck: attached to process " + pid + " ", 20s, Stream::kErr))
+        << lc.text(Stream::kErr);
+    const std::size_t n = target.line_count();
+    ASSERT_TRUE(target.wait_for_lines(n + 5, 10s));
+    ASSERT_EQ(::kill(target.pid(), SIGKILL), 0);
+    const auto lc_end = lc.wait_exit(20s);
+    ASSERT_TRUE(lc_end.has_value()) << lc.text(Stream::kErr);
+    const std::string err = lc.text(Stream::kErr);
+    EXPECT_TRUE(lc_end->exited(0)) << lc_end->describe() << "\n" << err;
+    const ParsedOutput parsed = parse_output(err);
+    EXPECT_EQ(parsed.other, (std::vector<std::string>{
+                                "leakcheck: attached to process " + pid + " (slow_leak); Ctrl-C to detach",
+                                "leakcheck: process " + pid + " was terminated by signal SIGKILL"}))
+        << err;
+    ASSERT_EQ(parsed.reports.size(), 1u) << err;
+    ASSERT_EQ(parsed.reports[0].stacks.size(), 1u) << err;
+    EXPECT_GE(parsed.reports[0].stacks[0].blocks, 5u) << err;
+    const auto end = target.wait_exit(10s);
+    ASSERT_TRUE(end.has_value());
+    EXPECT_EQ(end->signal, SIGKILL);
+}
+
+// A process so young that the dynamic linker has not loaded libc yet (stopped at its first
+// instruction): leakcheck finds no malloc at the attach, and must wait for the libraries as
+// launch mode does, rather than give up.
+TEST(AttachEarly, ProcessStillInTheDynamicLinker) {
+    char out_template[] = "/tmp/leakcheck-early-XXXXXX";
+    const int out_fd = ::mkstemp(out_template);
+    ASSERT_GE(out_fd, 0);
+    struct Cleanup {
+        std::string path;
+        ~Cleanup() { ::unlink(path.c_str()); }
+    } cleanup{out_template};
+    // The child stops at its exec under our ptrace; we detach it with SIGSTOP, so it sits
+    // stopped at ld.so's entry, untraced.
+    const std::string program = fixture("fib_leak");
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::dup2(out_fd, STDOUT_FILENO);
+        ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);
+        ::execl(program.c_str(), program.c_str(), "5", "10", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(out_fd);
+    struct Reap {
+        pid_t pid;
+        bool done = false;
+        ~Reap() {
+            if (done) return;
+            ::kill(pid, SIGKILL);
+            int st = 0;
+            ::waitpid(pid, &st, 0);
+        }
+    } reap{child};
+    int st = 0;
+    ASSERT_EQ(::waitpid(child, &st, 0), child);
+    ASSERT_TRUE(WIFSTOPPED(st) && WSTOPSIG(st) == SIGTRAP) << std::hex << st;
+    ASSERT_EQ(::ptrace(PTRACE_DETACH, child, nullptr, reinterpret_cast<void*>(SIGSTOP)), 0);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (proc_state(child) != 'T' && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    ASSERT_EQ(proc_state(child), 'T');
+    bool libc_mapped = false;
+    for (const Mapping& m : read_maps(child)) libc_mapped |= m.path.find("libc.so") != std::string::npos;
+    ASSERT_FALSE(libc_mapped) << "libc is already mapped: not early enough";
+
+    const std::string pid = std::to_string(child);
+    BackgroundProcess lc({kLeakcheck, "-p", pid});
+    const bool attached = lc.wait_for_line("^leakcheck: attached to process " + pid + " ", 20s, Stream::kErr).has_value();
+    ::kill(child, SIGCONT);  // whatever leakcheck did, let the program run
+    const auto lc_end = lc.wait_exit(20s);
+    ASSERT_TRUE(lc_end.has_value()) << lc.text(Stream::kErr);
+    const std::string err = lc.text(Stream::kErr);
+    // The program must be unharmed in any case.
+    int status = 0;
+    pid_t got = 0;
+    const auto exit_deadline = std::chrono::steady_clock::now() + 10s;
+    while ((got = ::waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < exit_deadline)
+        std::this_thread::sleep_for(2ms);
+    ASSERT_EQ(got, child) << "fib_leak did not end";
+    reap.done = true;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << std::hex << status;
+    std::ifstream out(out_template);
+    const std::string text((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text, "fibonacci(1) = 1\nfibonacci(2) = 1\nfibonacci(3) = 2\nfibonacci(4) = 3\nfibonacci(5) = 5\n");
+
+    EXPECT_TRUE(attached) << err;
+    EXPECT_TRUE(lc_end->exited(0)) << lc_end->describe() << "\n" << err;
+    // Watched from its first instruction, it is the whole ground truth of fib_leak 5.
+    const ParsedOutput parsed = parse_output(err);
+    ASSERT_EQ(parsed.reports.size(), 1u) << err;
+    const Report& rep = parsed.reports[0];
+    ASSERT_FALSE(rep.stacks.empty()) << err;
+    EXPECT_EQ(rep.stacks[0].bytes, 40960u) << err;
+    EXPECT_EQ(rep.stacks[0].blocks, 5u) << err;
+    ASSERT_GE(rep.stacks[0].frames.size(), 2u) << err;
+    EXPECT_TRUE(std::regex_match(rep.stacks[0].frames[0], std::regex(R"(^fibonacci\+0x[0-9a-f]+ \(fib_leak\.c:41\) \[.*\]$)")))
+        << err;
+    EXPECT_EQ(rep.live_bytes, 45328u) << err;
+    EXPECT_EQ(rep.live_blocks, 7u) << err;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -700,8 +1038,7 @@ TEST(AttachErrors, ThreadIdInsteadOfProcessId) {
 
 TEST(AttachErrors, NotPermitted) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root: runs leakcheck as nobody against a root-owned process";
-    const bool have_setpriv = ::access("/usr/bin/setpriv", X_OK) == 0 || ::access("/bin/setpriv", X_OK) == 0;
-    if (!have_setpriv) GTEST_SKIP() << "setpriv (util-linux) not installed";
+    if (!have_program("setpriv")) GTEST_SKIP() << "setpriv (util-linux) not installed";
     // A copy of leakcheck that nobody can reach and run, whatever the build directory's modes.
     char dir_template[] = "/tmp/leakcheck-perm-XXXXXX";
     ASSERT_NE(::mkdtemp(dir_template), nullptr);
@@ -727,15 +1064,6 @@ TEST(AttachErrors, NotPermitted) {
 
 // ---------------------------------------------------------------------------------------------
 // 5. A process in its own mount namespace, run from a path that exists only there.
-
-bool have_program(const std::string& name) {
-    const char* path = std::getenv("PATH");
-    std::stringstream dirs(path ? path : "/usr/bin:/bin");
-    std::string dir;
-    while (std::getline(dirs, dir, ':'))
-        if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return true;
-    return false;
-}
 
 TEST(AttachContainer, SymbolizesABinaryThatOnlyExistsInTheTargetsMountNamespace) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to create a mount namespace and mount a tmpfs";
@@ -764,6 +1092,11 @@ TEST(AttachContainer, SymbolizesABinaryThatOnlyExistsInTheTargetsMountNamespace)
         if (exe == inner && thread_ids(target.pid()).size() >= 2) break;
         if (target.wait_exit(0ms)) break;
         std::this_thread::sleep_for(5ms);
+    }
+    if (exe != inner && target.reaped()) {
+        const std::string why = target.text(Stream::kErr);
+        if (why.find("Operation not permitted") != std::string::npos || why.find("Permission denied") != std::string::npos)
+            GTEST_SKIP() << "cannot create a mount namespace or mount a tmpfs here: " << why;
     }
     ASSERT_EQ(exe, inner) << target.text(Stream::kErr);
     ASSERT_FALSE(std::filesystem::exists(inner)) << "the binary's path must not exist outside the namespace";
