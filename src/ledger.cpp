@@ -1,6 +1,7 @@
 // Ledger: turns allocation and release events into what a leak report needs: the set of live
 // blocks, running totals, and per allocating stack the bytes and blocks still outstanding.
 #include "leakcheck/ledger.hpp"
+#include "leakcheck/stack_ranking.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -102,25 +103,7 @@ bool Ledger::wants_free_stack(RemoteAddr addr, FreeKind kind) const {
 }
 
 std::vector<StackId> Ledger::top_stacks(std::size_t n) const {
-    std::vector<StackId> ids;
-    for (std::size_t id = 0; id < per_stack_.size(); ++id)
-        if (per_stack_[id].live_blocks > 0) ids.push_back(static_cast<StackId>(id));
-
-    const auto before = [this](StackId a, StackId b) {
-        const StackStats& x = per_stack_[a];
-        const StackStats& y = per_stack_[b];
-        if (x.live_bytes != y.live_bytes) return x.live_bytes > y.live_bytes;
-        if (x.live_blocks != y.live_blocks) return x.live_blocks > y.live_blocks;
-        return a < b;
-    };
-    // Reports show a handful out of possibly 100k stacks: order only the ones returned.
-    if (n < ids.size()) {
-        std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), before);
-        ids.resize(n);
-    } else {
-        std::sort(ids.begin(), ids.end(), before);
-    }
-    return ids;
+    return rank_stacks(per_stack_, n, [](const auto& stats) { return stats.live_blocks; });
 }
 
 }  // namespace leakcheck

@@ -2,6 +2,7 @@
 // of non-overlapping intervals, cut the way the kernel cuts VMAs) and per stack the bytes and
 // mappings still outstanding.
 #include "leakcheck/mapping_ledger.hpp"
+#include "leakcheck/stack_ranking.hpp"
 
 #include <algorithm>
 #include <iterator>
@@ -157,24 +158,7 @@ const Mapping* MappingLedger::find(RemoteAddr addr) const {
 }
 
 std::vector<StackId> MappingLedger::top_stacks(std::size_t n) const {
-    std::vector<StackId> ids;
-    for (std::size_t id = 0; id < per_stack_.size(); ++id)
-        if (per_stack_[id].live_mappings > 0) ids.push_back(static_cast<StackId>(id));
-
-    const auto before = [this](StackId a, StackId b) {
-        const MappingStackStats& x = per_stack_[a];
-        const MappingStackStats& y = per_stack_[b];
-        if (x.live_bytes != y.live_bytes) return x.live_bytes > y.live_bytes;
-        if (x.live_mappings != y.live_mappings) return x.live_mappings > y.live_mappings;
-        return a < b;
-    };
-    if (n < ids.size()) {
-        std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), before);
-        ids.resize(n);
-    } else {
-        std::sort(ids.begin(), ids.end(), before);
-    }
-    return ids;
+    return rank_stacks(per_stack_, n, [](const auto& stats) { return stats.live_mappings; });
 }
 
 }  // namespace leakcheck
