@@ -70,12 +70,12 @@ BatchResult run_launched(const BatchOptions& options) {
     } else {
         log_stream() << "leakcheck: program exited with status " << end.exit_code << '\n';
     }
+    final_report(session, options, growth);
     if (verbose()) {
         if (const TracerStats* st = session.stats())
             debug("stops " + std::to_string(st->stops) + ", entries " + std::to_string(st->entry_hits) +
                   ", returns " + std::to_string(st->return_hits) + ", nested " + std::to_string(st->nested_calls));
     }
-    final_report(session, options, growth);
     return end.signaled ? BatchResult{128 + end.signal, end.signal} : BatchResult{end.exit_code, 0};
 }
 

@@ -83,6 +83,11 @@ int main(int argc, char** argv) {
     std::vector<std::string> hooks;
     app.add_option("--hook", hooks, "Treat SYMBOL as an allocator function: SYMBOL=malloc|calloc|realloc|free|"
                                     "new|new[]|delete|delete[]|aligned_alloc|posix_memalign|mmap|munmap");
+    double poll_us = 0;
+    app.add_option("--poll-us", poll_us, "Poll for the program's next stop this long before sleeping (default 0: sleep at once)")
+        ->check(CLI::Range(0.0, 100000.0));
+    app.add_flag("--pin", options.session.pin,
+                 "Run the program's threads and leakcheck on one CPU (faster stops; restored on detach)");
     app.add_option("--log-file", log_file, "Write leakcheck's output to FILE instead of stderr");
     app.add_flag("--legacy-kernel", legacy, "Use only what Linux 3.2 offers (PTRACE_ATTACH, no EXITKILL...)");
     app.add_flag("-v,--verbose", verbose_flag, "Say what leakcheck hooks and counts");
@@ -112,6 +117,7 @@ int main(int argc, char** argv) {
         return static_cast<int>(ExitCode::kUsage);
     }
     options.report.max_frames = options.session.tracer.max_frames;
+    options.session.poll_ns = static_cast<std::uint64_t>(poll_us * 1000);
     options.report.sort = sort == "growth" ? Sort::kGrowth : Sort::kBytes;
     if (legacy) use_legacy_kernel_features();
 

@@ -58,6 +58,8 @@ Session::~Session() {
 
 void Session::launch(const std::vector<std::string>& command) {
     target_ = Target::launch(LaunchOptions{command});
+    target_->set_poll_ns(options_.poll_ns);
+    if (options_.pin) target_->pin_to_one_cpu();
     tracer_ = std::make_unique<Tracer>(*target_, tap_, modules_, options_.tracer);
     try {
         tracer_->start(target_->pid());
@@ -69,6 +71,8 @@ void Session::launch(const std::vector<std::string>& command) {
 
 void Session::attach(pid_t pid) {
     target_ = Target::attach(pid);
+    target_->set_poll_ns(options_.poll_ns);
+    if (options_.pin) target_->pin_to_one_cpu();
     tracer_ = std::make_unique<Tracer>(*target_, tap_, modules_, options_.tracer);
     try {
         tracer_->start_attached();

@@ -2,6 +2,9 @@
 // file, normalises what it answers for "unknown", and caches the result per PC.
 #include "leakcheck/symbolizer.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <llvm/DebugInfo/Symbolize/Symbolize.h>
 #include <llvm/Support/Error.h>
 
@@ -9,6 +12,27 @@
 
 namespace leakcheck {
 namespace {
+
+// Points fd 2 at /dev/null for as long as it lives.
+class StderrSilenced {
+public:
+    StderrSilenced() {
+        saved_ = ::dup(2);
+        const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (saved_ >= 0 && null >= 0) ::dup2(null, 2);
+        if (null >= 0) ::close(null);
+    }
+    ~StderrSilenced() {
+        if (saved_ < 0) return;
+        ::dup2(saved_, 2);
+        ::close(saved_);
+    }
+    StderrSilenced(const StderrSilenced&) = delete;
+    StderrSilenced& operator=(const StderrSilenced&) = delete;
+
+private:
+    int saved_ = -1;
+};
 
 llvm::symbolize::LLVMSymbolizer::Options symbolizer_options() {
     llvm::symbolize::LLVMSymbolizer::Options opts;
@@ -60,8 +84,13 @@ const Location& Symbolizer::symbolize(const Module* module, RemoteAddr pc, bool 
 
     // A return address points after the call, possibly at the next line or function.
     const FileAddr lookup = return_address && file_pc > 0 ? file_pc - 1 : file_pc;
-    llvm::Expected<llvm::DIInliningInfo> info = impl_->llvm.symbolizeInlinedCode(
-        module->open_path, {lookup, llvm::object::SectionedAddress::UndefSection});
+    llvm::Expected<llvm::DIInliningInfo> info = [&] {
+        // LLVM 14's DWARF parser prints its complaints about malformed debug info straight to
+        // stderr, where they would land inside the report; keep them out.
+        const StderrSilenced quiet;
+        return impl_->llvm.symbolizeInlinedCode(module->open_path,
+                                                {lookup, llvm::object::SectionedAddress::UndefSection});
+    }();
     if (!info) {
         // Missing or unreadable file. LLVM reports this once per file, then answers nothing.
         llvm::consumeError(info.takeError());

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <dirent.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -329,7 +330,14 @@ Stop Target::decode(Tid tid, int status) noexcept {
 
 bool Target::wait(Stop& stop) {
     int status = 0;
-    const pid_t tid = ::waitpid(-1, &status, __WALL);
+    pid_t tid = 0;
+    if (poll_ns_ != 0) {
+        const std::uint64_t until = now_ns() + poll_ns_;
+        do {
+            tid = ::waitpid(-1, &status, __WALL | WNOHANG);
+        } while (tid == 0 && now_ns() < until);
+    }
+    if (tid == 0) tid = ::waitpid(-1, &status, __WALL);
     if (tid < 0) {
         if (errno == EINTR) return false;
         if (errno == ECHILD) {
@@ -400,6 +408,7 @@ unsigned long Target::event_message(Tid tid) noexcept {
 }
 
 void Target::detach_all() noexcept {
+    undo_pinning();
     for (Tid tid : threads_) {
         int sig = 0;
         auto it = deferred_.find(tid);
@@ -410,6 +419,39 @@ void Target::detach_all() noexcept {
     deferred_.clear();
     stopped_.clear();
     alive_ = false;
+}
+
+void Target::pin_to_one_cpu() {
+    if (pinned_) return;
+    cpu_set_t own;
+    if (::sched_getaffinity(0, sizeof own, &own) != 0) return;
+    own_affinity_.assign(reinterpret_cast<unsigned char*>(&own), reinterpret_cast<unsigned char*>(&own) + sizeof own);
+    const int cpu = ::sched_getcpu() >= 0 ? ::sched_getcpu() : 0;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    for (Tid tid : threads_) {
+        cpu_set_t theirs;
+        if (::sched_getaffinity(tid, sizeof theirs, &theirs) != 0) continue;
+        saved_affinity_[tid].assign(reinterpret_cast<unsigned char*>(&theirs),
+                                    reinterpret_cast<unsigned char*>(&theirs) + sizeof theirs);
+        ::sched_setaffinity(tid, sizeof one, &one);
+    }
+    ::sched_setaffinity(0, sizeof one, &one);
+    pinned_ = true;
+}
+
+void Target::undo_pinning() noexcept {
+    if (!pinned_) return;
+    for (Tid tid : threads_) {
+        // Threads created while pinned inherited the pin: give them the first thread's mask.
+        auto it = saved_affinity_.find(tid);
+        if (it == saved_affinity_.end()) it = saved_affinity_.find(pid_);
+        if (it == saved_affinity_.end()) continue;
+        ::sched_setaffinity(tid, it->second.size(), reinterpret_cast<const cpu_set_t*>(it->second.data()));
+    }
+    ::sched_setaffinity(0, own_affinity_.size(), reinterpret_cast<const cpu_set_t*>(own_affinity_.data()));
+    pinned_ = false;
 }
 
 void Target::kill() noexcept {

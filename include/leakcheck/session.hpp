@@ -28,6 +28,8 @@ struct SessionOptions {
     // For a prompt: a SIGINT on its way to the program (Ctrl-C on the shared terminal) is not
     // delivered; it stops the program instead, as in gdb.
     bool intercept_sigint = false;
+    std::uint64_t poll_ns = 0;  // see Target::set_poll_ns
+    bool pin = false;                // see Target::pin_to_one_cpu
 };
 
 // Why run() returned.
