@@ -395,12 +395,6 @@ bool Target::set_pc(Tid tid, RemoteAddr pc) noexcept {
                     reinterpret_cast<void*>(pc)) == 0;
 }
 
-int Target::signal_code(Tid tid) noexcept {
-    siginfo_t info{};
-    if (::ptrace(PTRACE_GETSIGINFO, tid, nullptr, &info) != 0) return -1;
-    return info.si_code;
-}
-
 unsigned long Target::event_message(Tid tid) noexcept {
     unsigned long msg = 0;
     ::ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &msg);

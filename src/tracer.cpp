@@ -240,15 +240,9 @@ bool Tracer::handle_trap(Tid tid) {
     if (!target_.get_regs(tid, regs)) return true;  // the thread vanished
     const RemoteAddr addr = regs.pc() - arch::kBreakpointSize;
     const BreakpointSite* site = sites_.find(addr);
-    if (!site) {
-        // A trap from a site removed while this stop was pending is ours too (a "phantom").
-        if (retired_sites_.count(addr) && target_.signal_code(tid) == SI_KERNEL) {
-            target_.set_pc(tid, addr);
-            resume(tid);
-            return true;
-        }
-        return false;
-    }
+    // Not ours: the program's own SIGTRAP. (Sites are only removed with their code unmapped,
+    // or at detach, which takes pending traps first, so no "phantom" hit can reach here.)
+    if (!site) return false;
     ThreadState& thread = threads_[tid];
     ++thread.serial;
     regs.set_pc(addr);
@@ -506,7 +500,6 @@ void Tracer::on_exec(Tid tid) {
     hooked_ranges_.clear();
     resolved_symbols_.clear();
     unrelocatable_.clear();
-    retired_sites_.clear();
     r_debug_ = 0;
     initial_load_done_ = false;
     target_.reopen_memory();

@@ -83,8 +83,6 @@ public:
     bool get_regs(Tid tid, arch::Registers& regs) noexcept;
     bool set_regs(Tid tid, const arch::Registers& regs) noexcept;
     bool set_pc(Tid tid, RemoteAddr pc) noexcept;  // one word, cheaper than set_regs
-    // si_code of the thread's pending signal stop, or -1.
-    int signal_code(Tid tid) noexcept;
     unsigned long event_message(Tid tid) noexcept;
 
     // True while the thread sits in a ptrace-stop we have not resumed it from.

@@ -145,7 +145,6 @@ private:
     std::unordered_map<Tid, ThreadState> threads_;
     std::unordered_map<Tid, Stop> early_stops_;  // stops of tids not yet announced by an event
     std::unordered_set<pid_t> vfork_children_;    // share our memory until they exec or exit
-    std::unordered_set<RemoteAddr> retired_sites_;
     std::unordered_map<Tid, int> interrupts_owed_;  // interrupts asked for and not yet seen
     std::unordered_set<Tid> group_stopped_;        // parked in a group-stop: resume with LISTEN
     std::unordered_set<Tid> initial_sigstop_;      // legacy: new threads owing ptrace's SIGSTOP
