@@ -708,13 +708,20 @@ void spawner_cycles(bool legacy) {
             EXPECT_TRUE(line.rfind("leakcheck: attached to process " + pid + " (spawner)", 0) == 0 ||
                         line == "leakcheck: detached from process " + pid)
                 << "unexpected line: " << line << "\n" << r.err;
-        // Its threads' blocks are all freed by the thread that made them.
+        // Its threads' blocks are all freed by the thread that made them, right after; threads
+        // run one at a time, so at the instant of the detach at most one block can be between
+        // its malloc and its free.
         if (!parsed.reports.empty()) {
             const Report& rep = parsed.reports[0];
             EXPECT_GT(rep.allocs, 0u) << r.err;
-            for (const StackReport& st : rep.stacks)
-                for (const std::string& f : st.frames)
-                    EXPECT_EQ(f.find("fill_and_check"), std::string::npos) << "a freed block reported\n" << r.err;
+            std::uint64_t in_flight = 0;
+            for (const StackReport& st : rep.stacks) {
+                const bool from_worker = std::any_of(st.frames.begin(), st.frames.end(), [](const std::string& f) {
+                    return f.find("fill_and_check") != std::string::npos;
+                });
+                if (from_worker) in_flight += st.blocks;
+            }
+            EXPECT_LE(in_flight, 1u) << "freed blocks reported\n" << r.err;
         }
         EXPECT_EQ(harm(target.pid()), "") << r.err;
         // And it goes on ticking (a leftover group-stop would halt it).
