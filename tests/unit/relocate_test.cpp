@@ -543,7 +543,7 @@ protected:
     }
 
     void place(std::size_t offset, const Bytes& code) {
-        std::memcpy(site_ + offset, code.data(), code.size());
+        if (!code.empty()) std::memcpy(site_ + offset, code.data(), code.size());  // data() may be null
     }
     [[nodiscard]] RemoteAddr site(std::size_t offset) const { return addr_of(site_) + offset; }
     [[nodiscard]] RemoteAddr from() const { return site(prologue_.size()); }
