@@ -60,18 +60,6 @@ Traced trace(const std::vector<std::string>& options, const std::vector<std::str
         ASSERT_TRUE((t).report.ok) << (t).report.error << "\nstderr:\n" << (t).run.err;    \
     } while (0)
 
-// Frame `i` of `s` is `function` at `file_line` (a file:line, or "" not to check).
-::testing::AssertionResult frame_is(const Stack& s, std::size_t i, const std::string& function,
-                                    const std::string& file_line = "") {
-    if (i >= s.frames.size())
-        return ::testing::AssertionFailure() << "no frame #" << i << " (" << s.frames.size() << " frames)";
-    const Frame& f = s.frames[i];
-    if (f.function != function || (!file_line.empty() && f.file_line() != file_line))
-        return ::testing::AssertionFailure() << "frame #" << i << " is \"" << f.text << "\", expected " << function
-                                             << (file_line.empty() ? "" : " (" + file_line + ")");
-    return ::testing::AssertionSuccess();
-}
-
 std::string dump(const Report& r) {
     std::string s;
     for (const Stack& st : r.stacks) {

@@ -481,4 +481,15 @@ std::string describe(const RunResult& r) {
     return "exited with status " + std::to_string(r.exit_code);
 }
 
+::testing::AssertionResult frame_is(const Stack& s, std::size_t i, const std::string& function,
+                                    const std::string& file_line) {
+    if (i >= s.frames.size())
+        return ::testing::AssertionFailure() << "no frame #" << i << " (" << s.frames.size() << " frames)";
+    const Frame& f = s.frames[i];
+    if (f.function != function || (!file_line.empty() && f.file_line() != file_line))
+        return ::testing::AssertionFailure() << "frame #" << i << " is \"" << f.text << "\", expected " << function
+                                             << (file_line.empty() ? "" : " (" + file_line + ")");
+    return ::testing::AssertionSuccess();
+}
+
 }  // namespace leakcheck::e2e

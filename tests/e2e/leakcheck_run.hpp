@@ -30,6 +30,8 @@
 
 #include "process_runner.hpp"
 
+#include <gtest/gtest.h>
+
 namespace leakcheck::e2e {
 
 using test::RunOptions;
@@ -127,6 +129,10 @@ struct Report {
     [[nodiscard]] const Stack* stack_with(const std::string& function, const std::string& file_line = "") const;
     [[nodiscard]] std::size_t address_lines() const;
 };
+
+// Frame `i` of `s` is `function` at `file_line` (a file:line, or "" not to check).
+::testing::AssertionResult frame_is(const Stack& s, std::size_t i, const std::string& function,
+                                    const std::string& file_line = "");
 
 // Parses leakcheck's report out of `text` (all of stderr, or the log file). The report starts
 // at the first "leakcheck: program ..." line; every line from there to the Summary must have

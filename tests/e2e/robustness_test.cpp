@@ -72,17 +72,6 @@ std::string dump(const Report& r) {
         EXPECT_EQ((t).run.err.find("Findings:"), std::string::npos) << (t).run.err;            \
     } while (0)
 
-::testing::AssertionResult frame_is(const Stack& s, std::size_t i, const std::string& function,
-                                    const std::string& file_line = "") {
-    if (i >= s.frames.size())
-        return ::testing::AssertionFailure() << "no frame #" << i << " (" << s.frames.size() << " frames)";
-    const Frame& f = s.frames[i];
-    if (f.function != function || (!file_line.empty() && f.file_line() != file_line))
-        return ::testing::AssertionFailure() << "frame #" << i << " is \"" << f.text << "\", expected " << function
-                                             << (file_line.empty() ? "" : " (" + file_line + ")");
-    return ::testing::AssertionSuccess();
-}
-
 void expect_live(const Report& r, std::uint64_t bytes, std::uint64_t blocks) {
     EXPECT_EQ(r.summary.live_bytes, bytes) << dump(r);
     EXPECT_EQ(r.summary.live_blocks, blocks) << dump(r);
