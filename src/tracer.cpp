@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -43,6 +44,20 @@ bool sigtrap_pending(pid_t pid, Tid tid) {
     while (std::getline(status, line)) {
         if (line.rfind("SigPnd:", 0) != 0) continue;
         return (std::stoull(line.substr(7), nullptr, 16) >> (SIGTRAP - 1)) & 1;
+    }
+    return false;
+}
+
+// Whether any thread of the process is in a stopped state (T).
+bool process_stopped(pid_t pid) {
+    const std::string dir = "/proc/" + std::to_string(pid) + "/task/";
+    std::error_code error;  // the process may be gone: then nothing is stopped
+    for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+        std::ifstream stat(entry.path() / "stat");
+        std::string line;
+        std::getline(stat, line);
+        const auto close = line.rfind(')');
+        if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'T') return true;
     }
     return false;
 }
@@ -627,7 +642,12 @@ void Tracer::detach() noexcept {
     sites_.remove_all();
     for (pid_t child : vfork_children_) ::ptrace(PTRACE_DETACH, child, nullptr, nullptr);
     vfork_children_.clear();
+    const bool legacy = !target_.seized();
     target_.detach_all();
+    // Without SEIZE, the SIGSTOPs that stopped threads for us (PTRACE_ATTACH's, interrupts',
+    // new threads') can leave the process in a group-stop once no tracer holds it. Legacy
+    // mode cannot keep a job-control stop anyway (see the README's limits): end it.
+    if (legacy && process_stopped(target_.pid())) ::kill(target_.pid(), SIGCONT);
 }
 
 std::vector<std::string> Tracer::hooked_functions() const {
