@@ -26,6 +26,32 @@ std::string process_name(pid_t pid) {
     return name;
 }
 
+// "leakcheck: process 1235 (name, forked from 1234) exited with status 3": heads each report
+// when forks are followed, so a reader can tell whose it is.
+std::string process_heading(const TracedProcess& p, const std::string& state) {
+    std::string s = "leakcheck: process " + std::to_string(p.pid) + " (" + p.name;
+    if (p.parent != 0) s += ", forked from " + std::to_string(p.parent);
+    return s + ")" + (state.empty() ? "" : " " + state) + "\n";
+}
+
+std::string end_state(const ProcessEnd& end) {
+    if (end.signaled)
+        return "terminated by signal " + signal_name(end.signal) + (end.core_dumped ? " (core dumped)" : "");
+    return "exited with status " + std::to_string(end.exit_code);
+}
+
+// A followed child that has ended: its report now, then its ledger is dropped.
+void report_ended_children(Session& session, const BatchOptions& batch) {
+    while (std::unique_ptr<TracedProcess> child = session.take_ended_child()) {
+        log_stream() << process_heading(*child, end_state(child->end));
+        if (child->end.signaled) log_stream() << session.describe_crash(*child, batch.report.max_frames);
+        ReportOptions options = batch.report;
+        options.now_ns = now_ns();
+        options.pid = child->pid;
+        session.write_process_report(log_stream(), *child, options, nullptr, batch.json);
+    }
+}
+
 // Each periodic report also samples every stack's outstanding bytes, so a stack that grows
 // report after report is marked and, with --sort growth, shown first.
 void periodic_report(Session& session, const BatchOptions& batch, GrowthTracker& growth) {
@@ -33,12 +59,24 @@ void periodic_report(Session& session, const BatchOptions& batch, GrowthTracker&
     ReportOptions options = batch.report;
     options.timestamp = std::time(nullptr);
     options.now_ns = now_ns();
-    session.write_report(log_stream(), options, &growth, batch.json);
+    if (!batch.session.follow_forks) {
+        session.write_report(log_stream(), options, &growth, batch.json);
+        return;
+    }
+    // Growth is tracked for the first process only: children come and go between reports.
+    for (const auto& p : session.processes()) {
+        if (!p->alive()) continue;
+        if (!batch.json) log_stream() << process_heading(*p, "");
+        options.pid = p->pid;
+        session.write_process_report(log_stream(), *p, options, p.get() == session.processes().front().get() ? &growth : nullptr,
+                                     batch.json);
+    }
 }
 
 void final_report(Session& session, const BatchOptions& batch, const GrowthTracker& growth) {
     ReportOptions options = batch.report;
     options.now_ns = now_ns();
+    if (batch.session.follow_forks) options.pid = session.pid();
     session.write_report(log_stream(), options, growth.records() ? &growth : nullptr, batch.json);
 }
 
@@ -51,6 +89,7 @@ BatchResult run_launched(const BatchOptions& options) {
     for (;;) {
         int sig = 0;
         const RunEnd why = session.run(next, &sig);
+        report_ended_children(session, options);
         if (why == RunEnd::kExited) break;
         if (why == RunEnd::kDeadline) {
             periodic_report(session, options, growth);
@@ -63,7 +102,10 @@ BatchResult run_launched(const BatchOptions& options) {
         }
     }
     const ProcessEnd& end = session.end();
-    if (end.signaled) {
+    if (options.session.follow_forks && !session.processes().empty()) {
+        log_stream() << process_heading(*session.processes().front(), end_state(end));
+        log_stream() << session.describe_crash(options.report.max_frames);
+    } else if (end.signaled) {
         log_stream() << "leakcheck: program terminated by signal " << signal_name(end.signal)
                      << (end.core_dumped ? " (core dumped)" : "") << '\n';
         log_stream() << session.describe_crash(options.report.max_frames);
@@ -98,6 +140,8 @@ BatchResult run_attached(const BatchOptions& options) {
         if (stop_at && (!deadline || stop_at < deadline)) deadline = stop_at;
         int sig = 0;
         const RunEnd why = session.run(deadline, &sig);
+        report_ended_children(session, options);
+        if (why == RunEnd::kChildEnded) continue;
         if (why == RunEnd::kExited) {
             const ProcessEnd& end = session.end();
             log_stream() << "leakcheck: process " << options.pid

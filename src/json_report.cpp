@@ -25,9 +25,12 @@ void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap&
 
     Json doc;
     doc["time"] = options.timestamp == 0 ? Json(nullptr) : Json(static_cast<std::int64_t>(options.timestamp));
+    if (options.pid != 0) doc["pid"] = options.pid;
     doc["summary"] = {{"allocations", t.allocs},           {"alloc_bytes", t.alloc_bytes},
                       {"frees", t.frees},                  {"unknown_frees", t.unknown_frees},
                       {"outstanding_bytes", t.live_bytes}, {"outstanding_blocks", t.live_blocks}};
+    if (t.inherited_blocks != 0)
+        doc["summary"]["inherited"] = {{"bytes", t.inherited_bytes}, {"blocks", t.inherited_blocks}};
     if (sel.filtered) {
         // The age bound only applies with a "now"; report 0 when it was off, like the option.
         const std::uint64_t min_age = options.now_ns != 0 ? options.min_age_ms : 0;

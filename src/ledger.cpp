@@ -51,6 +51,7 @@ void Ledger::on_alloc(const AllocEvent& event) {
     // An address still live here was freed by a call the tracer missed; the allocator reusing
     // it proves the old block is gone, so account it as freed before the new one.
     if (const std::optional<LiveBlock> old = live_.insert(block)) drop_live(*old);
+    if (totals_.inherited_blocks != 0) drop_inherited(event.addr);
     freed_.forget(event.addr);
 
     totals_.allocs += 1;
@@ -73,6 +74,8 @@ void Ledger::on_free(const FreeEvent& event) {
                                   event.stack, old->kind, event.kind, event.tid});
         drop_live(*old);
         freed_.remember(event.addr, {old->size, old->stack, event.stack, old->kind});
+    } else if (totals_.inherited_blocks != 0 && drop_inherited(event.addr)) {
+        // The parent's block, freed by the child: no event of the child's own.
     } else if (event.internal) {
         totals_.internal_frees += 1;
     } else {
@@ -81,6 +84,33 @@ void Ledger::on_free(const FreeEvent& event) {
             findings_.add(Finding{Finding::Type::kDoubleFree, event.addr, prev->size, prev->alloc_stack,
                                   prev->free_stack, event.stack, prev->alloc_kind, event.kind, event.tid});
     }
+}
+
+bool Ledger::drop_inherited(RemoteAddr addr) {
+    const std::optional<LiveBlock> old = inherited_.erase(addr);
+    if (!old) return false;
+    totals_.inherited_blocks -= 1;
+    totals_.inherited_bytes -= old->size;
+    return true;
+}
+
+void Ledger::inherit(const Ledger& parent) {
+    const auto take = [&](const LiveBlock& b) {
+        LiveBlock copy = b;
+        copy.stack = 0;  // the parent's stack ids mean nothing here
+        if (!inherited_.insert(copy)) {
+            totals_.inherited_blocks += 1;
+            totals_.inherited_bytes += b.size;
+        }
+    };
+    parent.live_.for_each(take);
+    parent.inherited_.for_each(take);  // a grandchild has its grandparent's too
+}
+
+void Ledger::on_exec() {
+    inherited_ = LiveBlockTable{};
+    totals_.inherited_blocks = 0;
+    totals_.inherited_bytes = 0;
 }
 
 void Ledger::on_release_undone(RemoteAddr addr) {

@@ -76,6 +76,8 @@ int main(int argc, char** argv) {
     app.add_option("--sort", sort, "Order stacks by outstanding 'bytes' or by 'growth' over the last reports")
         ->check(CLI::IsMember({"bytes", "growth"}));
     app.add_flag("--json", options.json, "Write reports as JSON (one object per line)");
+    app.add_flag("-f,--follow-forks", options.session.follow_forks,
+                 "Trace forked children (and what they exec) too; each process gets its own report");
     app.add_flag("--free-stacks", options.session.tracer.free_stacks,
                  "Record the stack of every free, so double frees show both releases (slower)");
     app.add_option("-O,--allocator-object", options.session.tracer.allocator_object,
@@ -110,6 +112,8 @@ int main(int argc, char** argv) {
         }
         if (!options.pid && (options.count || options.duration_s > 0))
             throw CLI::ValidationError("--count and --duration go with -p");
+        if (options.session.follow_forks && (interactive || !command_file.empty()))
+            throw CLI::ValidationError("-f/--follow-forks is not available at the prompt");
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
         // One line, like every other error of leakcheck's.

@@ -284,6 +284,10 @@ void Repl::wait_for_stop() {
                 continue;  // SIGQUIT and SIGPIPE: the program runs on
             case RunEnd::kDeadline:
                 continue;
+            case RunEnd::kChildEnded:  // only with follow_forks, which the prompt does not set
+                while (session_->take_ended_child()) {
+                }
+                continue;
         }
     }
 }

@@ -159,6 +159,9 @@ void write_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modu
     out << "Summary: ";
     write_summary(out, totals, options.show_unknown_frees);
     out << '\n';
+    if (totals.inherited_blocks != 0)
+        out << "Inherited at fork and still live: " << count(totals.inherited_bytes, "byte", "bytes") << " in "
+            << count(totals.inherited_blocks, "block", "blocks") << " (the parent's allocations, not listed)\n";
 }
 
 }  // namespace leakcheck

@@ -51,50 +51,147 @@ Session::Session(SessionOptions options) : options_(std::move(options)) {
 }
 
 Session::~Session() {
-    if (!alive()) return;
+    if (!any_alive()) return;
     if (attached()) detach();
     else kill();
 }
 
+TracedProcess& Session::add_process(pid_t pid, pid_t parent) {
+    processes_.push_back(std::make_unique<TracedProcess>());
+    TracedProcess& p = *processes_.back();
+    p.pid = pid;
+    p.parent = parent;
+    if (!root_) {
+        root_ = &p;
+        p.tap.set_catch(catch_);
+    }
+    return p;
+}
+
+TracedProcess* Session::process_of(const Target* target) noexcept {
+    for (auto& p : processes_)
+        if (p->target.get() == target) return p.get();
+    return nullptr;
+}
+
+bool Session::any_alive() const noexcept {
+    return std::any_of(processes_.begin(), processes_.end(), [](const auto& p) { return p->alive(); });
+}
+
+namespace {
+
+std::string file_name(const ModuleMap& modules) {
+    const Module* exe = modules.main_executable();
+    if (!exe) return {};
+    const std::size_t slash = exe->path.rfind('/');
+    return slash == std::string::npos ? exe->path : exe->path.substr(slash + 1);
+}
+
+}  // namespace
+
 void Session::launch(const std::vector<std::string>& command) {
-    target_ = Target::launch(LaunchOptions{command});
-    target_->set_poll_ns(options_.poll_ns);
-    if (options_.pin) target_->pin_to_one_cpu();
-    tracer_ = std::make_unique<Tracer>(*target_, tap_, modules_, options_.tracer);
+    TracedProcess& p = add_process(0, 0);
+    p.target = Target::launch(LaunchOptions{command});
+    p.pid = p.target->pid();
+    p.target->use_router(router_);
+    p.target->set_poll_ns(options_.poll_ns);
+    if (options_.pin) p.target->pin_to_one_cpu();
+    p.tracer = std::make_unique<Tracer>(*p.target, p.tap, p.modules, options_.tracer);
+    if (options_.follow_forks) p.tracer->set_follower(this);
     try {
-        tracer_->start(target_->pid());
+        p.tracer->start(p.pid);
     } catch (const Error&) {
-        target_->kill();  // it has run none of its own code yet
+        p.target->kill();  // it has run none of its own code yet
         throw;
     }
+    p.name = file_name(p.modules);
 }
 
 void Session::attach(pid_t pid) {
-    target_ = Target::attach(pid);
-    target_->set_poll_ns(options_.poll_ns);
-    if (options_.pin) target_->pin_to_one_cpu();
-    tracer_ = std::make_unique<Tracer>(*target_, tap_, modules_, options_.tracer);
+    TracedProcess& p = add_process(pid, 0);
+    p.target = Target::attach(pid);
+    p.target->use_router(router_);
+    p.target->set_poll_ns(options_.poll_ns);
+    if (options_.pin) p.target->pin_to_one_cpu();
+    p.tracer = std::make_unique<Tracer>(*p.target, p.tap, p.modules, options_.tracer);
+    if (options_.follow_forks) p.tracer->set_follower(this);
     try {
-        tracer_->start_attached();
+        p.tracer->start_attached();
     } catch (const Error& e) {
-        tracer_->detach();  // restores anything planted so far
+        p.tracer->detach();  // restores anything planted so far
         throw;
     }
-    tracer_->resume_all();
+    p.name = file_name(p.modules);
+    p.tracer->resume_all();
+}
+
+// The child is stopped at its first stop; it runs once the parent's event is handled.
+void Session::adopt_fork(Tracer& parent, Tid parent_tid, pid_t child) {
+    TracedProcess* from = process_of(&parent.target());
+    TracedProcess& p = add_process(child, from ? from->pid : 0);
+    p.target = Target::adopt(child, parent.target());
+    p.target->set_poll_ns(options_.poll_ns);
+    p.tracer = std::make_unique<Tracer>(parent, parent_tid, *p.target, p.tap, p.modules);
+    p.tracer->set_follower(this);
+    if (from) p.ledger.inherit(from->ledger);
+    p.name = from ? from->name : file_name(p.modules);
+    p.tracer->resume_all();
+}
+
+// A vfork child (posix_spawn) at its exec stop: traced like a program launched there.
+void Session::adopt_exec(Tracer& parent, pid_t child) {
+    TracedProcess* from = process_of(&parent.target());
+    TracedProcess& p = add_process(child, from ? from->pid : 0);
+    p.target = Target::adopt(child, parent.target());
+    p.target->set_poll_ns(options_.poll_ns);
+    p.tracer = std::make_unique<Tracer>(*p.target, p.tap, p.modules, options_.tracer);
+    p.tracer->set_follower(this);
+    try {
+        p.tracer->start(child);
+    } catch (const Error& e) {
+        // An image leakcheck cannot hook (no allocator) runs on untraced, as without -f.
+        warn("process " + std::to_string(child) + ": " + e.what() + "; not traced");
+        p.tracer->detach();
+        processes_.pop_back();
+        return;
+    }
+    p.name = file_name(p.modules);
+    p.tracer->resume_all();
+}
+
+void Session::stop_all() {
+    for (std::size_t i = 0; i < processes_.size(); ++i)
+        if (processes_[i]->alive()) processes_[i]->tracer->stop_all();
+}
+
+void Session::resume_all() {
+    for (std::size_t i = 0; i < processes_.size(); ++i)
+        if (processes_[i]->alive()) processes_[i]->tracer->resume_all();
+}
+
+std::unique_ptr<TracedProcess> Session::take_ended_child() {
+    for (auto it = processes_.begin(); it != processes_.end(); ++it) {
+        TracedProcess& p = **it;
+        if (&p == root_ || p.alive()) continue;
+        std::unique_ptr<TracedProcess> ended = std::move(*it);
+        processes_.erase(it);
+        return ended;
+    }
+    return nullptr;
 }
 
 RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
-    if (!alive()) return RunEnd::kExited;
-    tracer_->resume_all();
+    if (!any_alive()) return RunEnd::kExited;
+    resume_all();
     arm_timer(deadline_ns);
     RunEnd why = RunEnd::kExited;
     try {
         for (;;) {
-            if (!target_->alive()) break;
+            if (!any_alive()) break;
             if (const int sig = take_pending_signal()) {
                 if (sig == SIGINT && options_.intercept_sigint) {
-                    tracer_->stop_all();
-                    tracer_->take_interrupt();
+                    stop_all();
+                    root_->tracer->take_interrupt();
                     why = RunEnd::kInterrupted;
                     break;
                 }
@@ -106,42 +203,58 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
                 why = RunEnd::kDeadline;
                 break;
             }
-            if (tap_.has_caught()) {
-                caught_ = tap_.take_caught();
-                tracer_->stop_all();
+            if (root_->tap.has_caught()) {
+                caught_ = root_->tap.take_caught();
+                stop_all();
                 why = RunEnd::kCaught;
                 break;
             }
-            if (tracer_->take_interrupt()) {
-                tracer_->stop_all();
+            if (root_->tracer->take_interrupt()) {
+                stop_all();
                 // The same Ctrl-C reached leakcheck too; it has been answered.
                 forget_pending_sigint();
                 why = RunEnd::kInterrupted;
                 break;
             }
-            Stop stop;
-            if (!target_->wait(stop)) continue;  // interrupted: look at the flags
-            tracer_->handle(stop);
+            Tid tid = 0;
+            int status = 0;
+            Target* owner = nullptr;
+            const StopRouter::Result got = router_.next(nullptr, options_.poll_ns, tid, status, owner);
+            if (got == StopRouter::Result::kInterrupted) continue;  // look at the flags
+            if (got == StopRouter::Result::kNoChildren) {
+                for (auto& p : processes_) p->target->mark_dead();
+                break;
+            }
+            TracedProcess* p = process_of(owner);
+            if (!p) continue;
+            p->tracer->handle(owner->accept(tid, status));
+            if (p->alive()) continue;
+            p->end = p->tracer->end();
+            if (std::string exe = file_name(p->modules); !exe.empty()) p->name = std::move(exe);  // after an exec
+            if (p != root_) {
+                why = RunEnd::kChildEnded;
+                break;
+            }
         }
     } catch (const Error& e) {
         arm_timer(0);
         clear_alarm();
         log_stream() << "leakcheck: error: " << e.what() << "; detaching, the program runs on untraced\n";
-        tracer_->detach();
+        for (std::size_t i = 0; i < processes_.size(); ++i)
+            if (processes_[i]->alive()) processes_[i]->tracer->detach();
         throw;
     }
     arm_timer(0);
     clear_alarm();
-    if (!target_->alive()) {
-        end_ = tracer_->end();
-        return RunEnd::kExited;
-    }
+    if (why == RunEnd::kChildEnded) return why;
+    if (!root_->alive()) root_end_ = root_->tracer->end();
+    if (!any_alive()) return RunEnd::kExited;
     return why;
 }
 
 std::vector<std::string> Session::describe_stack(StackId stack, std::size_t max_frames) {
     std::vector<std::string> lines;
-    const std::string text = format_stack(ledger_.stacks().pcs(stack), modules_, symbolizer_, max_frames, 0);
+    const std::string text = format_stack(root_->ledger.stacks().pcs(stack), root_->modules, symbolizer_, max_frames, 0);
     std::size_t begin = 0;
     while (begin < text.size()) {
         const std::size_t end = text.find('\n', begin);
@@ -151,45 +264,60 @@ std::vector<std::string> Session::describe_stack(StackId stack, std::size_t max_
     return lines;
 }
 
-std::string Session::describe_crash(std::size_t max_frames) {
-    const ProcessEnd& e = end();
+std::string Session::describe_crash(const TracedProcess& process, std::size_t max_frames) {
+    const ProcessEnd& e = &process == root_ ? end() : process.end;
     if (e.crash_stack.empty()) return {};
     return "Thread " + std::to_string(e.crash_tid) + " received " + signal_name(e.signal) + " at:\n" +
-           format_stack(e.crash_stack, modules_, symbolizer_, max_frames, 1, true);
+           format_stack(e.crash_stack, process.modules, symbolizer_, max_frames, 1, true);
+}
+
+std::string Session::describe_crash(std::size_t max_frames) {
+    return root_ ? describe_crash(*root_, max_frames) : std::string{};
 }
 
 std::vector<Tid> Session::threads() const {
-    if (!target_) return {};
-    std::vector<Tid> tids(target_->threads().begin(), target_->threads().end());
+    if (!root_ || !root_->target) return {};
+    std::vector<Tid> tids(root_->target->threads().begin(), root_->target->threads().end());
     std::sort(tids.begin(), tids.end());
     return tids;
 }
 
-void Session::stop() {
-    if (alive()) tracer_->stop_all();
-}
+void Session::stop() { stop_all(); }
 
-void Session::resume() {
-    if (alive()) tracer_->resume_all();
-}
+void Session::resume() { resume_all(); }
 
 void Session::detach() {
-    if (alive()) tracer_->detach();
+    for (std::size_t i = 0; i < processes_.size(); ++i)
+        if (processes_[i]->alive()) processes_[i]->tracer->detach();
 }
 
 void Session::kill() {
-    if (target_ && target_->alive()) target_->kill();
+    // Every process gets its SIGKILL before any is reaped: Target::kill waits for all tracees.
+    TracedProcess* reaper = nullptr;
+    for (auto& p : processes_) {
+        if (!p->alive()) continue;
+        if (reaper) p->target->send_kill();
+        else reaper = p.get();
+    }
+    if (reaper) reaper->target->kill();
 }
 
-const ProcessEnd& Session::end() const noexcept { return tracer_ && tracer_->end().ended ? tracer_->end() : end_; }
+const ProcessEnd& Session::end() const noexcept {
+    return root_ && root_->tracer && root_->tracer->end().ended ? root_->tracer->end() : root_end_;
+}
 
 void Session::write_report(std::ostream& out, const ReportOptions& options, const GrowthTracker* growth,
                            bool json) {
+    if (root_) write_process_report(out, *root_, options, growth, json);
+}
+
+void Session::write_process_report(std::ostream& out, TracedProcess& process, const ReportOptions& options,
+                                   const GrowthTracker* growth, bool json) {
     if (json) {
-        write_json_report(out, ledger_, modules_, symbolizer_, options, growth, &mappings_);
+        write_json_report(out, process.ledger, process.modules, symbolizer_, options, growth, &process.mappings);
     } else {
-        leakcheck::write_report(out, ledger_, modules_, symbolizer_, options, growth);
-        write_mapping_report(out, mappings_, ledger_.stacks(), modules_, symbolizer_, options);
+        leakcheck::write_report(out, process.ledger, process.modules, symbolizer_, options, growth);
+        write_mapping_report(out, process.mappings, process.ledger.stacks(), process.modules, symbolizer_, options);
     }
     out.flush();
 }

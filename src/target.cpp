@@ -113,14 +113,34 @@ std::string resolve_program(const std::string& name) {
 
 }  // namespace
 
-Target::Target(pid_t pid, bool launched) : pid_(pid), launched_(launched) {
+Target::Target(pid_t pid, bool launched)
+    : pid_(pid), launched_(launched), own_router_(std::make_unique<StopRouter>()), router_(own_router_.get()) {
     if (launched) threads_.insert(pid);
+    router_->add(*this);
 }
 
 Target::~Target() {
-    if (!alive_) return;
-    if (launched_) kill();
-    else detach_all();
+    if (alive_) {
+        if (launched_) kill();
+        else detach_all();
+    }
+    router_->remove(*this);
+}
+
+void Target::use_router(StopRouter& router) {
+    router_->remove(*this);
+    router_ = &router;
+    router_->add(*this);
+}
+
+std::unique_ptr<Target> Target::adopt(pid_t child, const Target& parent) {
+    std::unique_ptr<Target> target(new Target(child, parent.launched_));
+    target->seized_ = parent.seized_;
+    target->threads_.insert(child);
+    target->stopped_.insert(child);
+    target->memory_ = std::make_unique<RemoteMemory>(child);
+    target->use_router(*parent.router_);
+    return target;
 }
 
 std::unique_ptr<Target> Target::attach(pid_t pid) {
@@ -329,23 +349,18 @@ Stop Target::decode(Tid tid, int status) noexcept {
 }
 
 bool Target::wait(Stop& stop) {
+    Tid tid = 0;
     int status = 0;
-    pid_t tid = 0;
-    if (poll_ns_ != 0) {
-        const std::uint64_t until = now_ns() + poll_ns_;
-        do {
-            tid = ::waitpid(-1, &status, __WALL | WNOHANG);
-        } while (tid == 0 && now_ns() < until);
-    }
-    if (tid == 0) tid = ::waitpid(-1, &status, __WALL);
-    if (tid < 0) {
-        if (errno == EINTR) return false;
-        if (errno == ECHILD) {
+    Target* owner = nullptr;
+    switch (router_->next(this, poll_ns_, tid, status, owner)) {
+        case StopRouter::Result::kInterrupted:
+            return false;
+        case StopRouter::Result::kNoChildren:
             alive_ = false;
             stop = Stop{Stop::Kind::kExited, pid_, 0, 0, 0, false};
             return true;
-        }
-        throw Error::from_errno("waitpid");
+        case StopRouter::Result::kStatus:
+            break;
     }
     stop = decode(tid, status);
     return true;
@@ -353,12 +368,11 @@ bool Target::wait(Stop& stop) {
 
 bool Target::wait_thread(Tid tid, Stop& stop) {
     int status = 0;
-    const pid_t got = ::waitpid(tid, &status, __WALL);
-    if (got < 0) {
+    if (router_->next_of(tid, status) != StopRouter::Result::kStatus) {
         if (errno == EINTR) return false;
         throw Error::from_errno("waitpid(" + std::to_string(tid) + ")");
     }
-    stop = decode(got, status);
+    stop = decode(tid, status);
     return true;
 }
 
@@ -446,6 +460,12 @@ void Target::undo_pinning() noexcept {
     }
     ::sched_setaffinity(0, own_affinity_.size(), reinterpret_cast<const cpu_set_t*>(own_affinity_.data()));
     pinned_ = false;
+}
+
+void Target::send_kill() noexcept {
+    if (!alive_) return;
+    ::kill(pid_, SIGKILL);
+    alive_ = false;
 }
 
 void Target::kill() noexcept {

@@ -518,66 +518,8 @@ void Tracer::on_exec(Tid tid) {
     r_debug_ = 0;
     initial_load_done_ = false;
     target_.reopen_memory();
+    sink_.on_exec();
     start(target_.pid());
-}
-
-void Tracer::on_fork(Tid parent, pid_t child, bool vfork) {
-    (void)parent;
-    // The child was auto-attached; wait for its first stop before touching it.
-    if (!early_stops_.erase(child)) {
-        Stop stop;
-        while (!target_.wait_thread(child, stop)) {
-        }
-        if (stop.kind == Stop::Kind::kExited || stop.kind == Stop::Kind::kKilled) return;
-    }
-    if (vfork) {
-        // Shares our memory: its int3s cannot be removed for it alone. Let it run through our
-        // sites until it execs or exits.
-        vfork_children_.insert(child);
-        target_.resume(child);
-        return;
-    }
-    // A forked child inherits every int3: restore its copy of the code, then let it go.
-    try {
-        RemoteMemory child_memory(child);
-        if (sites_.restore_all(child_memory) != 0) warn("could not clean breakpoints from child " + std::to_string(child));
-    } catch (const Error& e) {
-        warn(std::string("child ") + std::to_string(child) + ": " + e.what());
-    }
-    ::ptrace(PTRACE_DETACH, child, nullptr, nullptr);
-}
-
-void Tracer::handle_passenger(const Stop& stop) {
-    switch (stop.kind) {
-        case Stop::Kind::kExited:
-        case Stop::Kind::kKilled:
-            vfork_children_.erase(stop.tid);
-            return;
-        case Stop::Kind::kEvent:
-            if (stop.event == PTRACE_EVENT_EXEC) {
-                vfork_children_.erase(stop.tid);
-                ::ptrace(PTRACE_DETACH, stop.tid, nullptr, nullptr);
-                return;
-            }
-            target_.resume(stop.tid);
-            return;
-        case Stop::Kind::kGroupStop:
-            target_.listen(stop.tid);
-            return;
-        case Stop::Kind::kSignal:
-            if (stop.signal == SIGTRAP) {
-                arch::Registers regs;
-                if (target_.get_regs(stop.tid, regs)) {
-                    if (const BreakpointSite* site = sites_.find(regs.pc() - arch::kBreakpointSize)) {
-                        target_.set_pc(stop.tid, site->out_of_line);
-                        target_.resume(stop.tid);
-                        return;
-                    }
-                }
-            }
-            target_.resume(stop.tid, stop.signal);
-            return;
-    }
 }
 
 void Tracer::resume(Tid tid, int signal) { target_.resume(tid, signal); }

@@ -47,6 +47,8 @@ public:
     void remove_all() noexcept;
     // After exec: the address space is new, nothing of ours is in it.
     void forget_all() noexcept { sites_.clear(); }
+    // A forked child's copy: the same int3s, planted in its copy of the code.
+    void copy_from(const BreakpointSites& parent) { sites_ = parent.sites_; }
 
 private:
     Target& target_;

@@ -88,6 +88,8 @@ public:
     virtual void on_release_undone(RemoteAddr) {}
     virtual void on_map(const MapEvent&) {}
     virtual void on_unmap(const UnmapEvent&) {}
+    // The process exec'd: its old image, and every block in it, is gone.
+    virtual void on_exec() {}
 };
 
 }  // namespace leakcheck

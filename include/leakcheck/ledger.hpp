@@ -28,6 +28,9 @@ struct LedgerTotals {
     std::uint64_t internal_frees = 0; // the allocator's own frees of blocks never seen
     std::uint64_t live_blocks = 0;
     std::uint64_t live_bytes = 0;
+    // A forked child's copies of its parent's blocks, still live (not the child's leaks).
+    std::uint64_t inherited_blocks = 0;
+    std::uint64_t inherited_bytes = 0;
 };
 
 class Ledger final : public EventSink {
@@ -37,6 +40,11 @@ public:
     void on_free(const FreeEvent& event) override;
     bool wants_free_stack(RemoteAddr addr, FreeKind kind) const override;
     void on_release_undone(RemoteAddr addr) override;
+    // A forked child starts with its parent's live blocks: its frees of them are neither
+    // unknown nor its own leaks if never freed. They are counted apart (inherited_*).
+    void inherit(const Ledger& parent);
+    // At exec the inherited blocks are gone with the old image.
+    void on_exec() override;
     [[nodiscard]] const Findings& findings() const noexcept { return findings_; }
 
     [[nodiscard]] const LedgerTotals& totals() const noexcept { return totals_; }
@@ -55,9 +63,11 @@ private:
     StackStats& stats_for(StackId id);
     std::uint32_t elapsed_ms(std::uint64_t time_ns);
     void drop_live(const LiveBlock& block);
+    bool drop_inherited(RemoteAddr addr);
 
     StackTable stacks_;
     LiveBlockTable live_;
+    LiveBlockTable inherited_;
     std::vector<StackStats> per_stack_;  // indexed by StackId
     LedgerTotals totals_;
     FreedHistory freed_;

@@ -37,6 +37,8 @@ struct ReportOptions {
     // The report's "now" (CLOCK_MONOTONIC ns, the events' time base) for min_age_ms; 0 turns
     // the age filter off, since ages cannot be told without it.
     std::uint64_t now_ns = 0;
+    // With -f: the process the report is about (JSON gives it a "pid"); 0 otherwise.
+    std::int64_t pid = 0;
 
     // Wall-clock time of a periodic report: its header starts "[HH:MM:SS] " (local time).
     // 0 = no timestamp (the final report).

@@ -37,6 +37,11 @@ public:
     [[nodiscard]] RemoteAddr stub() const noexcept { return chunks_.empty() ? 0 : chunks_.front().start + kStubOffset; }
     [[nodiscard]] std::size_t chunk_count() const noexcept { return chunks_.size(); }
     // After exec the old address space is gone.
+    // A forked child's copy: the same chunks at the same addresses, in its own memory.
+    void copy_from(const ScratchSpace& parent) {
+        chunks_ = parent.chunks_;
+        slots_ = parent.slots_;
+    }
     void forget_all() noexcept {
         chunks_.clear();
         slots_.clear();

@@ -17,6 +17,7 @@
 #include "leakcheck/module_map.hpp"
 #include "leakcheck/report.hpp"
 #include "leakcheck/signals.hpp"
+#include "leakcheck/stop_router.hpp"
 #include "leakcheck/symbolizer.hpp"
 #include "leakcheck/target.hpp"
 #include "leakcheck/tracer.hpp"
@@ -30,6 +31,8 @@ struct SessionOptions {
     bool intercept_sigint = false;
     std::uint64_t poll_ns = 0;  // see Target::set_poll_ns
     bool pin = false;                // see Target::pin_to_one_cpu
+    // -f: forked children (and what they exec) are traced too, each with a ledger of its own.
+    bool follow_forks = false;
 };
 
 // Why run() returned.
@@ -39,6 +42,7 @@ enum class RunEnd {
     kSignal,       // leakcheck received a signal (returned through *signal)
     kInterrupted,  // intercept_sigint: the program was stopped by Ctrl-C (all threads stopped)
     kCaught,       // an allocation matched the catch (all threads stopped); see caught()
+    kChildEnded,   // follow_forks: a traced child process ended; see take_ended_child()
 };
 
 // An allocation that matched a catch.
@@ -57,6 +61,7 @@ public:
     void on_release_undone(RemoteAddr addr) override { ledger_.on_release_undone(addr); }
     void on_map(const MapEvent& event) override { mappings_.on_map(event); }
     void on_unmap(const UnmapEvent& event) override { mappings_.on_unmap(event); }
+    void on_exec() override { ledger_.on_exec(); }
 
     // Watch for allocations with min <= size <= max; nullopt to stop watching.
     void set_catch(std::optional<std::pair<std::uint64_t, std::uint64_t>> range) { range_ = range; }
@@ -72,7 +77,23 @@ private:
     std::optional<AllocEvent> caught_;
 };
 
-class Session {
+// One traced process: the one launched or attached to, or (follow_forks) a child of it.
+struct TracedProcess {
+    pid_t pid = 0;
+    pid_t parent = 0;  // 0 for the process leakcheck launched or attached to
+    std::string name;  // its executable's file name (the new one after an exec)
+    Ledger ledger;
+    MappingLedger mappings;
+    EventTap tap{ledger, mappings};
+    ModuleMap modules;
+    std::unique_ptr<Target> target;
+    std::unique_ptr<Tracer> tracer;
+    ProcessEnd end;  // a copy of the tracer's, once it has ended
+
+    [[nodiscard]] bool alive() const noexcept { return target && target->alive(); }
+};
+
+class Session final : private ForkFollower {
 public:
     explicit Session(SessionOptions options);
     ~Session();  // an attached process is detached, a launched one killed if still traced
@@ -94,40 +115,59 @@ public:
     void detach();
     void kill();
 
-    [[nodiscard]] bool alive() const noexcept { return target_ && target_->alive(); }
-    [[nodiscard]] bool attached() const noexcept { return target_ && !target_->launched(); }
-    [[nodiscard]] pid_t pid() const noexcept { return target_ ? target_->pid() : 0; }
+    // The process launched or attached to (followed children are not counted).
+    [[nodiscard]] bool alive() const noexcept { return root_ && root_->alive(); }
+    [[nodiscard]] bool attached() const noexcept { return root_ && root_->target && !root_->target->launched(); }
+    [[nodiscard]] pid_t pid() const noexcept { return root_ ? root_->pid : 0; }
     [[nodiscard]] const ProcessEnd& end() const noexcept;
-    [[nodiscard]] const TracerStats* stats() const noexcept { return tracer_ ? &tracer_->stats() : nullptr; }
+    [[nodiscard]] const TracerStats* stats() const noexcept { return root_ && root_->tracer ? &root_->tracer->stats() : nullptr; }
+
+    // follow_forks: the traced processes (the root first), and a child that has ended, taken
+    // out of the session once its report has been written.
+    [[nodiscard]] const std::vector<std::unique_ptr<TracedProcess>>& processes() const noexcept { return processes_; }
+    std::unique_ptr<TracedProcess> take_ended_child();
+    // A report of one process's ledger (write_report is the root's).
+    void write_process_report(std::ostream& out, TracedProcess& process, const ReportOptions& options,
+                              const GrowthTracker* growth = nullptr, bool json = false);
+    std::string describe_crash(const TracedProcess& process, std::size_t max_frames);
 
     // `catch alloc`: stop when an allocation of a size in [min, max] is made.
-    void set_catch(std::optional<std::pair<std::uint64_t, std::uint64_t>> range) { tap_.set_catch(range); }
+    void set_catch(std::optional<std::pair<std::uint64_t, std::uint64_t>> range) {
+        catch_ = range;
+        if (root_) root_->tap.set_catch(range);
+    }
     [[nodiscard]] const std::optional<AllocEvent>& caught() const noexcept { return caught_; }
     // Frames of a stack, innermost first, symbolized (for a prompt's bt and info block).
     std::vector<std::string> describe_stack(StackId stack, std::size_t max_frames);
-    [[nodiscard]] std::size_t thread_count() const noexcept { return target_ ? target_->threads().size() : 0; }
+    [[nodiscard]] std::size_t thread_count() const noexcept { return root_ && root_->target ? root_->target->threads().size() : 0; }
     [[nodiscard]] std::vector<Tid> threads() const;
     // The crashed thread's stack, symbolized, when the program died of a fatal signal.
     std::string describe_crash(std::size_t max_frames);
 
-    [[nodiscard]] const Ledger& ledger() const noexcept { return ledger_; }
-    [[nodiscard]] const MappingLedger& mappings() const noexcept { return mappings_; }
-    [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }
+    [[nodiscard]] const Ledger& ledger() const noexcept { return root_->ledger; }
+    [[nodiscard]] const MappingLedger& mappings() const noexcept { return root_->mappings; }
+    [[nodiscard]] const ModuleMap& modules() const noexcept { return root_->modules; }
     // Text (or JSON) report of what is outstanding now. `growth` marks growing stacks.
     void write_report(std::ostream& out, const ReportOptions& options, const GrowthTracker* growth = nullptr,
                       bool json = false);
 
 private:
+    void adopt_fork(Tracer& parent, Tid parent_tid, pid_t child) override;
+    void adopt_exec(Tracer& parent, pid_t child) override;
+    TracedProcess& add_process(pid_t pid, pid_t parent);
+    TracedProcess* process_of(const Target* target) noexcept;
+    [[nodiscard]] bool any_alive() const noexcept;
+    void stop_all();
+    void resume_all();
+
     SessionOptions options_;
-    Ledger ledger_;
-    MappingLedger mappings_;
-    EventTap tap_{ledger_, mappings_};
+    StopRouter router_;
+    std::vector<std::unique_ptr<TracedProcess>> processes_;
+    TracedProcess* root_ = nullptr;
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> catch_;
     std::optional<AllocEvent> caught_;
-    ModuleMap modules_;
     Symbolizer symbolizer_;
-    std::unique_ptr<Target> target_;
-    std::unique_ptr<Tracer> tracer_;
-    ProcessEnd end_;
+    ProcessEnd root_end_;
 };
 
 std::string signal_name(int sig);

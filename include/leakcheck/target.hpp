@@ -11,6 +11,7 @@
 
 #include "leakcheck/arch.hpp"
 #include "leakcheck/remote_memory.hpp"
+#include "leakcheck/stop_router.hpp"
 #include "leakcheck/types.hpp"
 
 namespace leakcheck {
@@ -44,6 +45,9 @@ public:
     // Seizes every thread of a running process and stops them all. Throws Error with
     // kNoSuchProcess, kPermission, kAlreadyTraced or kUsage (itself, its parent).
     static std::unique_ptr<Target> attach(pid_t pid);
+    // A child the kernel attached to us when `parent` forked (its first stop already taken):
+    // traced like its parent, waited for through the same router.
+    static std::unique_ptr<Target> adopt(pid_t child, const Target& parent);
     ~Target();
     Target(const Target&) = delete;
     Target& operator=(const Target&) = delete;
@@ -70,6 +74,11 @@ public:
     void undo_pinning() noexcept;
     // Waits for a stop of one thread only.
     bool wait_thread(Tid tid, Stop& stop);
+    // Takes a wait status of one of our threads that the router read (see StopRouter).
+    Stop accept(Tid tid, int status) noexcept { return decode(tid, status); }
+    // From now on, waits share `router` with the other traced processes (-f).
+    void use_router(StopRouter& router);
+    [[nodiscard]] StopRouter& router() noexcept { return *router_; }
 
     // Resumes with a signal to deliver (0: the oldest deferred one, if any). False if the
     // thread is gone.
@@ -97,8 +106,11 @@ public:
 
     // Detaches every thread (each must be in a ptrace-stop), delivering no signal.
     void detach_all() noexcept;
-    // SIGKILL the process and reap it.
+    // SIGKILL the process and reap it (and every other tracee: call send_kill() on the
+    // others first, or this waits for them).
     void kill() noexcept;
+    // SIGKILL only; the process counts as gone (kill() on another Target reaps it).
+    void send_kill() noexcept;
 
 private:
     Target(pid_t pid, bool launched);
@@ -111,6 +123,8 @@ private:
     bool launched_ = true;
     bool seized_ = true;
     std::unique_ptr<RemoteMemory> memory_;
+    std::unique_ptr<StopRouter> own_router_;
+    StopRouter* router_ = nullptr;
     std::unordered_set<Tid> threads_;
     std::unordered_set<Tid> stopped_;
     std::unordered_map<Tid, std::vector<int>> deferred_;

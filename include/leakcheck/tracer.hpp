@@ -38,6 +38,19 @@ struct TracerStats {
     std::uint64_t unobserved_calls = 0; // calls whose return site could not be planted
 };
 
+class Tracer;
+
+// Takes over new processes when forks are followed (-f): the parent's Tracer announces each
+// child, stopped at its first stop, and carries on with its own process.
+class ForkFollower {
+public:
+    virtual ~ForkFollower() = default;
+    // A forked child: a copy of the parent, int3s, scratch and pending calls included.
+    virtual void adopt_fork(Tracer& parent, Tid parent_tid, pid_t child) = 0;
+    // A vfork child (posix_spawn) at its exec stop: a new image with nothing of ours in it.
+    virtual void adopt_exec(Tracer& parent, pid_t child) = 0;
+};
+
 // How the process ended, once it has.
 struct ProcessEnd {
     bool ended = false;
@@ -54,6 +67,10 @@ struct ProcessEnd {
 class Tracer {
 public:
     Tracer(Target& target, EventSink& sink, ModuleMap& modules, const TracerOptions& options);
+    // For the forked child `target` of `parent`'s process, at its first stop: the child's
+    // memory holds the same sites and scratch, and its one thread the same pending calls as
+    // the parent's thread `parent_tid` that forked.
+    Tracer(const Tracer& parent, Tid parent_tid, Target& target, EventSink& sink, ModuleMap& modules);
     ~Tracer();
     Tracer(const Tracer&) = delete;
     Tracer& operator=(const Tracer&) = delete;
@@ -69,6 +86,10 @@ public:
     void handle(const Stop& stop);
 
     [[nodiscard]] const ProcessEnd& end() const noexcept { return end_; }
+    [[nodiscard]] Target& target() noexcept { return target_; }
+    [[nodiscard]] const TracerOptions& options() const noexcept { return options_; }
+    // Forked children are handed to `follower` (nullptr: cleaned of our code and let go).
+    void set_follower(ForkFollower* follower) noexcept { follower_ = follower; }
     // True once after a SIGINT for the program was intercepted (intercept_sigint).
     bool take_interrupt() noexcept { return std::exchange(interrupted_, false); }
     [[nodiscard]] const TracerStats& stats() const noexcept { return stats_; }
@@ -155,6 +176,7 @@ private:
     std::uint64_t page_size_ = 4096;
     std::vector<RemoteAddr> frames_;              // scratch buffer for captures
     ProcessEnd end_;
+    ForkFollower* follower_ = nullptr;
     bool interrupted_ = false;
     TracerStats stats_;
 };

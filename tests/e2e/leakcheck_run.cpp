@@ -174,8 +174,12 @@ std::string parse_stacks(const std::vector<std::string>& all, std::size_t& i, co
 }  // namespace
 
 Report parse_report(const std::string& text) {
+    // "program" without -f; with it, "process PID (NAME[, forked from PPID])".
     static const std::regex status_re(
-        R"(^leakcheck: program (?:exited with status (\d+)|terminated by signal (\S+)( \(core dumped\))?)$)");
+        R"(^leakcheck: (?:program|process (\d+) \(([^,)]*)(?:, forked from (\d+))?\)) )"
+        R"((?:exited with status (\d+)|terminated by signal (\S+)( \(core dumped\))?)$)");
+    static const std::regex inherited_re(
+        R"(^Inherited at fork and still live: (\d+) bytes? in (\d+) blocks? \(the parent's allocations, not listed\)$)");
     static const std::regex crash_re(R"(^Thread (\d+) received (\S+) at:$)");
     static const std::regex crash_frame_re(R"(^\t#(\d+) (.+)$)");
     static const std::regex top_re(R"(^Top (\d+) stacks with outstanding allocations:$)");
@@ -206,10 +210,15 @@ Report parse_report(const std::string& text) {
     if (i == all.size()) return fail("no \"leakcheck: program exited/terminated\" line");
     r.status_line = all[i];
     if (m[1].matched) {
-        r.exit_status = std::stoi(m[1]);
+        r.pid = std::stol(m[1]);
+        r.process_name = m[2];
+        if (m[3].matched) r.parent_pid = std::stol(m[3]);
+    }
+    if (m[4].matched) {
+        r.exit_status = std::stoi(m[4]);
     } else {
-        r.signal_name = m[2];
-        r.core_dumped = m[3].matched;
+        r.signal_name = m[5];
+        r.core_dumped = m[6].matched;
     }
     ++i;
 
@@ -247,6 +256,11 @@ Report parse_report(const std::string& text) {
     r.summary.live_blocks = to_u64(m[5]);
     r.summary.extra = m[6];
     ++i;
+    if (i < all.size() && std::regex_match(all[i], m, inherited_re)) {
+        r.summary.inherited_bytes = to_u64(m[1]);
+        r.summary.inherited_blocks = to_u64(m[2]);
+        ++i;
+    }
 
     // The mappings section, only for a program that mapped memory itself.
     if (i < all.size() && (std::regex_match(all[i], m, map_top_re) || all[i].rfind("Mappings: ", 0) == 0)) {
@@ -269,6 +283,22 @@ Report parse_report(const std::string& text) {
     for (; i < all.size(); ++i) r.after += all[i] + "\n";
     r.ok = true;
     return r;
+}
+
+std::vector<Report> parse_process_reports(const std::string& text) {
+    std::vector<Report> reports;
+    std::string chunk;
+    bool in_report = false;
+    for (const std::string& line : test::lines(text)) {
+        if (line.rfind("leakcheck: process ", 0) == 0) {
+            if (in_report) reports.push_back(parse_report(chunk));
+            if (in_report) chunk.clear();
+            in_report = true;
+        }
+        chunk += line + "\n";
+    }
+    if (in_report) reports.push_back(parse_report(chunk));
+    return reports;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -84,6 +84,8 @@ struct Summary {
     std::uint64_t live_bytes = 0;
     std::uint64_t live_blocks = 0;
     std::string extra;  // text after "outstanding" (e.g. unknown frees), normally ""
+    std::uint64_t inherited_bytes = 0;  // -f: a forked child's copies of its parent's blocks
+    std::uint64_t inherited_blocks = 0;
 };
 
 // "Thread TID received SIGX at:" and the stack of the thread a fatal signal hit.
@@ -115,6 +117,9 @@ struct Report {
     std::string before;  // text before the status line (the program's own stderr, say)
     std::string after;   // text after the Summary line (and the mappings section, if any)
     std::string status_line;
+    long pid = 0;                    // -f: "process PID (NAME, forked from PARENT)"
+    std::string process_name;
+    long parent_pid = 0;
     std::optional<int> exit_status;  // "exited with status N"
     std::string signal_name;         // "terminated by signal SIGX" -> "SIGX"
     bool core_dumped = false;
@@ -138,6 +143,9 @@ struct Report {
 // at the first "leakcheck: program ..." line; every line from there to the Summary must have
 // the expected shape.
 Report parse_report(const std::string& text);
+// -f: one report per "leakcheck: process ..." line, in the order printed (text before the
+// first such line goes with the first report's `before`).
+std::vector<Report> parse_process_reports(const std::string& text);
 
 // leakcheck <options> -- <command...>
 RunResult run_leakcheck(const std::vector<std::string>& options, const std::vector<std::string>& command,
