@@ -27,7 +27,7 @@ CMAKE_ARGS ?=
 DEBIAN_PACKAGES := build-essential cmake pkg-config \
 	llvm-14-dev zlib1g-dev libz3-dev libncurses-dev libxml2-dev libffi-dev libedit-dev \
 	libunwind-dev libcapstone-dev libcli11-dev libgtest-dev googletest nlohmann-json3-dev \
-	valgrind python3 perl git sqlite3
+	valgrind python3 perl git sqlite3 libjemalloc2
 
 CTEST_FLAGS = --output-on-failure --no-tests=error -j$(CTEST_JOBS) --timeout $(CTEST_TIMEOUT)
 
@@ -75,7 +75,7 @@ check: build
 sanitize: deps
 	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DLEAKCHECK_SANITIZE=ON $(CMAKE_ARGS)
 	cmake --build $(SANITIZE_BUILD) -j$(JOBS)
-	ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1} \
+	ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:verify_asan_link_order=0} \
 	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 	ctest --test-dir $(SANITIZE_BUILD) $(CTEST_FLAGS)
 

@@ -76,6 +76,9 @@ int main(int argc, char** argv) {
     app.add_option("--sort", sort, "Order stacks by outstanding 'bytes' or by 'growth' over the last reports")
         ->check(CLI::IsMember({"bytes", "growth"}));
     app.add_flag("--json", options.json, "Write reports as JSON (one object per line)");
+    app.add_option("-E,--env", options.session.env,
+                   "Set NAME=VALUE in the program's environment (not leakcheck's), e.g. LD_PRELOAD")
+        ->type_name("NAME=VALUE");
     app.add_flag("-f,--follow-forks", options.session.follow_forks,
                  "Trace forked children (and what they exec) too; each process gets its own report");
     app.add_flag("--free-stacks", options.session.tracer.free_stacks,
@@ -112,6 +115,11 @@ int main(int argc, char** argv) {
         }
         if (!options.pid && (options.count || options.duration_s > 0))
             throw CLI::ValidationError("--count and --duration go with -p");
+        for (const std::string& e : options.session.env)
+            if (e.find('=') == std::string::npos || e.front() == '=')
+                throw CLI::ValidationError("--env", "expected NAME=VALUE, got '" + e + "'");
+        if (!options.session.env.empty() && options.pid)
+            throw CLI::ValidationError("--env goes with a program to launch, not -p");
         if (options.session.follow_forks && (interactive || !command_file.empty()))
             throw CLI::ValidationError("-f/--follow-forks is not available at the prompt");
     } catch (const CLI::ParseError& e) {

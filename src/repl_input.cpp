@@ -86,9 +86,11 @@ public:
         el_set(el_, EL_SIGNAL, 0);  // its handlers would re-send signals to our process group
         el_set(el_, EL_HIST, history, history_);
         el_set(el_, EL_GETCFN, &TerminalInput::read_char);
-        el_set(el_, EL_ADDFN, "leakcheck-complete", "Complete a leakcheck command", &TerminalInput::complete_key);
+        // el_wset: the narrow el_set(EL_ADDFN) copies the name and help into wide strings
+        // that libedit never frees; the wide form keeps our (static) strings.
+        el_wset(el_, EL_ADDFN, L"leakcheck-complete", L"Complete a leakcheck command", &TerminalInput::complete_key);
         el_set(el_, EL_BIND, "^I", "leakcheck-complete", nullptr);
-        el_set(el_, EL_ADDFN, "leakcheck-interrupt", "Discard the line", &TerminalInput::interrupt_key);
+        el_wset(el_, EL_ADDFN, L"leakcheck-interrupt", L"Discard the line", &TerminalInput::interrupt_key);
         el_set(el_, EL_BIND, "^C", "leakcheck-interrupt", nullptr);
         el_set(el_, EL_SETTY, "-d", "-isig", nullptr);
         el_source(el_, nullptr);  // ~/.editrc, as every libedit program

@@ -91,7 +91,7 @@ std::string file_name(const ModuleMap& modules) {
 
 void Session::launch(const std::vector<std::string>& command) {
     TracedProcess& p = add_process(0, 0);
-    p.target = Target::launch(LaunchOptions{command});
+    p.target = Target::launch(LaunchOptions{command, options_.env});
     p.pid = p.target->pid();
     p.target->use_router(router_);
     p.target->set_poll_ns(options_.poll_ns);

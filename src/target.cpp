@@ -261,6 +261,10 @@ std::unique_ptr<Target> Target::launch(const LaunchOptions& options) {
     if (child == 0) {
         ::close(err_pipe[0]);
         restore_original_signal_state();
+        for (const std::string& e : options.env) {
+            const std::size_t eq = e.find('=');
+            ::setenv(e.substr(0, eq).c_str(), eq == std::string::npos ? "" : e.c_str() + eq + 1, 1);
+        }
         // Wait here until the parent has seized us, so the exec itself is traced.
         ::raise(SIGSTOP);
         ::execv(path.c_str(), argv.data());

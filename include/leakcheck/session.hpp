@@ -33,6 +33,7 @@ struct SessionOptions {
     bool pin = false;                // see Target::pin_to_one_cpu
     // -f: forked children (and what they exec) are traced too, each with a ledger of its own.
     bool follow_forks = false;
+    std::vector<std::string> env;  // NAME=VALUE for a launched program's environment
 };
 
 // Why run() returned.

@@ -35,6 +35,7 @@ struct Stop {
 
 struct LaunchOptions {
     std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
+    std::vector<std::string> env;   // NAME=VALUE set in the program's environment only
 };
 
 class Target {

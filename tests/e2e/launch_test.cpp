@@ -808,6 +808,22 @@ TEST(UnharmedProgram, EnvironmentIsExactlyTheSame) {
     EXPECT_TRUE(test::contains_line_matching(traced.out, "^EMPTY_ONE=$"));
 }
 
+TEST(LaunchOptions, EnvSetsVariablesInTheProgramOnly) {
+    RunOptions opts = timeout(30s);
+    opts.env = {{"KEPT", "1"}, {"CHANGED", "old"}};
+    const RunResult traced =
+        run_leakcheck({"-E", "CHANGED=new value", "--env", "ADDED=a=b"}, {"/usr/bin/env"}, opts);
+    EXPECT_TRUE(traced.exited(0)) << describe(traced);
+    EXPECT_TRUE(test::contains_line_matching(traced.out, "^KEPT=1$")) << traced.out;
+    EXPECT_TRUE(test::contains_line_matching(traced.out, "^CHANGED=new value$")) << traced.out;
+    EXPECT_TRUE(test::contains_line_matching(traced.out, "^ADDED=a=b$")) << traced.out;
+    EXPECT_FALSE(test::contains_line_matching(traced.out, "^CHANGED=old$")) << traced.out;
+
+    const RunResult bad = run_leakcheck({"-E", "NOEQUALS"}, {"/usr/bin/env"}, opts);
+    EXPECT_TRUE(bad.exited(2)) << describe(bad);
+    EXPECT_EQ(bad.err, "leakcheck: --env: expected NAME=VALUE, got 'NOEQUALS' (see --help)\n");
+}
+
 TEST(UnharmedProgram, WorkingDirectoryIsKept) {
     TempDir dir;
     RunOptions opts = timeout(30s);

@@ -565,8 +565,9 @@ protected:
         ASSERT_TRUE(r) << why;
         ASSERT_EQ(r->original_length, insn.size());
         relocated_ = r->code;
-        std::memcpy(scratch_, prologue_.data(), prologue_.size());
-        std::memcpy(scratch_ + prologue_.size(), relocated_.data(), relocated_.size());
+        // memcpy from an empty vector's null data() is undefined even for 0 bytes.
+        if (!prologue_.empty()) std::memcpy(scratch_, prologue_.data(), prologue_.size());
+        if (!relocated_.empty()) std::memcpy(scratch_ + prologue_.size(), relocated_.data(), relocated_.size());
     }
 
     std::uint64_t original(std::uint64_t a = 0, std::uint64_t b = 0) {
