@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -75,7 +76,12 @@ bool ElfImage::parse(std::string* why) {
 
     if (eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shnum == 0) return true;  // stripped of sections
     const auto* sh = at<Elf64_Shdr>(eh->e_shoff, eh->e_shnum);
-    if (!sh) return true;
+    if (!sh) {
+        // The program headers were enough to run it, and are enough to unwind through it; only
+        // its names are lost. Said once, so that a bare module+offset frame has an explanation.
+        damage_ = "its section header table runs past the end of the file";
+        return true;
+    }
     std::uint64_t versym_offset = 0;
     for (unsigned i = 0; i < eh->e_shnum; ++i)
         if (sh[i].sh_type == SHT_GNU_versym) versym_offset = sh[i].sh_offset;
@@ -122,6 +128,34 @@ std::optional<ElfSymbol> ElfImage::lookup(const SymbolTable& table, std::string_
                          ELF64_ST_TYPE(s.st_info) == STT_FUNC || ELF64_ST_TYPE(s.st_info) == STT_GNU_IFUNC};
     }
     return std::nullopt;
+}
+
+std::optional<ElfSymbol> ElfImage::containing(const SymbolTable& table, FileAddr addr) const {
+    if (table.count == 0) return std::nullopt;
+    const auto* syms = reinterpret_cast<const Elf64_Sym*>(data_ + table.offset);
+    const char* strtab = reinterpret_cast<const char*>(data_ + table.strtab_offset);
+    std::optional<ElfSymbol> best;
+    bool best_global = false;
+    for (std::uint64_t i = 1; i < table.count; ++i) {
+        const Elf64_Sym& s = syms[i];
+        const int type = ELF64_ST_TYPE(s.st_info);
+        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF) continue;
+        if (addr < s.st_value || addr - s.st_value >= std::max<std::uint64_t>(s.st_size, 1)) continue;
+        if (s.st_name >= table.strtab_size) continue;
+        const bool global = ELF64_ST_BIND(s.st_info) != STB_LOCAL;
+        if (best && (best_global || !global)) continue;
+        const char* sname = strtab + s.st_name;
+        const std::size_t len = strnlen(sname, table.strtab_size - s.st_name);
+        if (len == 0 || len == table.strtab_size - s.st_name) continue;
+        best = ElfSymbol{std::string_view(sname, len), s.st_value, s.st_size, true};
+        best_global = global;
+    }
+    return best;
+}
+
+std::optional<ElfSymbol> ElfImage::function_containing(FileAddr addr) const {
+    if (auto s = containing(symtab_, addr)) return s;
+    return containing(dynsym_, addr);
 }
 
 std::optional<ElfSymbol> ElfImage::find_dynamic(std::string_view name) const {

@@ -11,6 +11,8 @@ const ElfImage* ModuleImages::get(const Module& module) {
     std::string why;
     auto image = ElfImage::open(module.open_path, &why);
     if (!image) warn("cannot read " + module.path + " (" + why + "); its frames show as module+offset");
+    else if (!image->damage().empty())
+        warn("damaged ELF file " + module.path + " (" + image->damage() + "); its frames show as module+offset");
     return images_.emplace(&module, std::move(image)).first->second.get();
 }
 

@@ -5,10 +5,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <llvm/DebugInfo/DWARF/DWARFContext.h>
 #include <llvm/DebugInfo/Symbolize/Symbolize.h>
+#include <llvm/Demangle/Demangle.h>
+#include <llvm/Object/ObjectFile.h>
 #include <llvm/Support/Error.h>
 
+#include <unordered_map>
 #include <utility>
+
+#include "leakcheck/elf_image.hpp"
 
 namespace leakcheck {
 namespace {
@@ -53,10 +59,47 @@ std::string known_or_empty(const std::string& s) {
     return s;
 }
 
+// LLVM 14 looks a pc up in its compile unit's first DIE without checking that the DIE could
+// be read: a unit whose first DIE is garbage (a damaged or hostile .debug_info or
+// .debug_abbrev) makes it dereference a null pointer and takes leakcheck down with it. Such
+// a file must not reach its symbolizer. Reading each unit's first DIE is cheap (a header and
+// one abbreviation per unit) and is done once per file.
+bool compile_units_readable(const std::string& path) {
+    auto binary = llvm::object::ObjectFile::createObjectFile(path);
+    if (!binary) {
+        // LLVM's symbolizer fails the same way and answers nothing: no crash to avoid.
+        llvm::consumeError(binary.takeError());
+        return true;
+    }
+    const auto ignore = [](llvm::Error e) { llvm::consumeError(std::move(e)); };
+    const auto context = llvm::DWARFContext::create(*binary->getBinary(),
+                                                    llvm::DWARFContext::ProcessDebugRelocations::Process, nullptr,
+                                                    "", ignore, ignore);
+    for (const auto& unit : context->compile_units())
+        if (!unit->getUnitDIE(true)) return false;
+    return true;
+}
+
 }  // namespace
 
 struct Symbolizer::Impl {
     llvm::symbolize::LLVMSymbolizer llvm{symbolizer_options()};
+
+    struct File {
+        bool llvm_may_read = true;
+        std::unique_ptr<ElfImage> symbols;  // when it may not; null if not readable as ELF either
+    };
+    std::unordered_map<std::string, File> files;
+
+    const File& file(const std::string& path) {
+        auto [it, fresh] = files.try_emplace(path);
+        if (fresh) {
+            const StderrSilenced quiet;  // LLVM prints some of its complaints itself
+            it->second.llvm_may_read = compile_units_readable(path);
+            if (!it->second.llvm_may_read) it->second.symbols = ElfImage::open(path);
+        }
+        return it->second;
+    }
 };
 
 Symbolizer::Symbolizer() : impl_(std::make_unique<Impl>()) {}
@@ -84,6 +127,20 @@ const Location& Symbolizer::symbolize(const Module* module, RemoteAddr pc, bool 
 
     // A return address points after the call, possibly at the next line or function.
     const FileAddr lookup = return_address && file_pc > 0 ? file_pc - 1 : file_pc;
+    if (const Impl::File& file = impl_->file(module->open_path); !file.llvm_may_read) {
+        // Debug info unusable: the symbol tables still name the function, as for a file
+        // built without -g.
+        SourceFrame frame;
+        if (file.symbols) {
+            if (auto sym = file.symbols->function_containing(lookup)) {
+                frame.function = llvm::demangle(std::string(sym->name));
+                frame.offset = file_pc - sym->value;
+                frame.has_offset = true;
+            }
+        }
+        loc.frames.push_back(std::move(frame));
+        return loc;
+    }
     llvm::Expected<llvm::DIInliningInfo> info = [&] {
         // LLVM 14's DWARF parser prints its complaints about malformed debug info straight to
         // stderr, where they would land inside the report; keep them out.

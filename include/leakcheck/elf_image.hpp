@@ -50,6 +50,12 @@ public:
     // .symtab first, then .dynsym; any defined symbol of that name.
     [[nodiscard]] std::optional<ElfSymbol> find_any(std::string_view name) const;
     [[nodiscard]] bool has_symtab() const noexcept { return symtab_.count != 0; }
+    // The defined function symbol whose range holds `addr` (.symtab first, then .dynsym; a
+    // global name before a local alias of the same function).
+    [[nodiscard]] std::optional<ElfSymbol> function_containing(FileAddr addr) const;
+    // Why part of the file had to be ignored (its section header table runs past the end of
+    // the file, say), or "" for a sound file.
+    [[nodiscard]] const std::string& damage() const noexcept { return damage_; }
 
     // The file's bytes backing virtual address range [addr, addr+out.size()); false if any part
     // is not backed by the file.
@@ -70,6 +76,7 @@ private:
     bool parse(std::string* why);
     std::optional<ElfSymbol> lookup(const SymbolTable& table, std::string_view name,
                                     bool default_version_only) const;
+    std::optional<ElfSymbol> containing(const SymbolTable& table, FileAddr addr) const;
     template <class T>
     const T* at(std::uint64_t offset, std::uint64_t count = 1) const noexcept;
 
@@ -82,6 +89,7 @@ private:
     std::optional<ElfSegment> dynamic_;
     SymbolTable dynsym_;
     SymbolTable symtab_;
+    std::string damage_;
 };
 
 }  // namespace leakcheck

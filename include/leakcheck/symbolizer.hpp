@@ -38,8 +38,9 @@ public:
 
     // `return_address` is true for every frame but a stop's own pc: the lookup then uses pc - 1
     // so the line is the call's. `module` may be null (pc outside any known module). Never
-    // throws for unreadable or stripped files: the frame just stays unknown. The reference is
-    // valid until the next call for the same pc.
+    // throws for unreadable or stripped files: the frame just stays unknown; a file whose
+    // debug info is garbage is named from its symbol tables alone. The reference is valid
+    // until the next call for the same pc.
     const Location& symbolize(const Module* module, RemoteAddr pc, bool return_address);
 
     [[nodiscard]] std::size_t cache_size() const noexcept { return cache_.size(); }
