@@ -49,6 +49,9 @@ constexpr std::array kSpecs = {
     HookSpec{"munmap", HookKind::kMunmap},
     HookSpec{"shmat", HookKind::kShmat},
     HookSpec{"shmdt", HookKind::kShmdt},
+    // setjmp and _setjmp jump to __sigsetjmp with the caller's return address on the stack.
+    HookSpec{"__sigsetjmp", HookKind::kSetjmp},
+    HookSpec{"__cxa_begin_catch", HookKind::kCatch},
 };
 
 // nmemb * size, or nullopt when it overflows (the call then fails and returns NULL anyway).
@@ -79,6 +82,8 @@ bool is_release(HookKind kind) noexcept {
     return kind == HookKind::kFree || kind == HookKind::kDelete || kind == HookKind::kDeleteArray ||
            kind == HookKind::kMunmap || kind == HookKind::kShmdt;
 }
+
+bool is_marker(HookKind kind) noexcept { return kind == HookKind::kSetjmp || kind == HookKind::kCatch; }
 
 bool is_mapping(HookKind kind) noexcept {
     return kind == HookKind::kMmap || kind == HookKind::kMremap || kind == HookKind::kShmat ||
@@ -174,6 +179,9 @@ CallOutcome outcome_of(HookKind kind, std::span<const std::uint64_t, 3> a, std::
             out.freed = a[0];
             out.size = kind == HookKind::kMunmap ? a[1] : 0;
             break;
+        case HookKind::kSetjmp:
+        case HookKind::kCatch:
+            break;  // no block
         case HookKind::kMmap:
         case HookKind::kShmat:
             out.allocated = result == ~std::uint64_t{0} ? 0 : result;

@@ -284,6 +284,7 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
     const RemoteAddr sp = regs.sp();
     RemoteAddr ret = 0;
     if (!target_.memory().read_value(sp, ret)) return;
+    if (is_marker(hook.kind)) return on_marker(thread, hook.kind, tid, sp, ret);
 
     const bool tail_call = thread.last_entry_serial + 1 == thread.serial && thread.last_entry_sp == sp &&
                            thread.last_entry_return == ret && thread.last_entry_site != site.addr;
@@ -351,6 +352,25 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
         sink_.on_free(FreeEvent{regs.arg(0), 0, tid, FreeKind::kRealloc, now_ns(), false});
 }
 
+// The caller of a marker is running: every call pending at or below its frame was abandoned
+// (an exception unwound it, or a longjmp jumped over it). A setjmp's return site is watched
+// too, as a longjmp back to it lands there without passing any hooked function.
+void Tracer::on_marker(ThreadState& thread, HookKind kind, Tid tid, RemoteAddr sp, RemoteAddr ret) {
+    while (!thread.pending.empty() && thread.pending.back().expected_sp <= sp + 8) thread.pending.pop_back();
+    if (kind != HookKind::kSetjmp || unrelocatable_.count(ret)) return;
+    BreakpointSite* landing = sites_.find(ret);
+    if (!landing) {
+        std::string why;
+        landing = sites_.plant(tid, ret, &why);
+        if (!landing) {
+            unrelocatable_.insert(ret);
+            return;
+        }
+    }
+    landing->return_site = true;
+    landing->landing = true;
+}
+
 void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site) {
     const RemoteAddr sp = regs.sp();
     auto& pending = thread.pending;
@@ -358,7 +378,10 @@ void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, cons
         return call.return_addr == site.addr && call.expected_sp == sp;
     });
     if (it == pending.rend()) {
-        while (!pending.empty() && pending.back().expected_sp < sp) pending.pop_back();
+        // Deeper calls are gone; at a setjmp's landing, so are those of this very frame.
+        while (!pending.empty() && (pending.back().expected_sp < sp ||
+                                    (site.landing && pending.back().expected_sp == sp)))
+            pending.pop_back();
         return;
     }
     ++stats_.return_hits;
@@ -485,7 +508,8 @@ void Tracer::plant_hook(Tid tid, const Module& module, const std::string& symbol
         site->hook = static_cast<std::int16_t>(hooks_.size());
         const RemoteAddr end = start + std::max<std::uint64_t>(size, 1);
         hooks_.push_back(HookedFunction{kind, symbol, &module, start, end});
-        hooked_ranges_.emplace_back(start, end);
+        // Calls made from a marker are not nested allocator calls.
+        if (!is_marker(kind)) hooked_ranges_.emplace_back(start, end);
     }
     debug("hooked " + symbol + " at " + hex(start) + " in " + module.path);
 }

@@ -22,6 +22,7 @@ struct BreakpointSite {
     std::int16_t hook = -1;      // entry of resolved hook number `hook`
     bool return_site = false;    // a return address of allocator calls
     bool rendezvous = false;     // the dynamic linker's r_brk
+    bool landing = false;        // a setjmp's return site: longjmp may arrive here too
 };
 
 class BreakpointSites {

@@ -30,6 +30,10 @@ enum class HookKind : std::uint8_t {
     kShmat,          // (shmid, addr, flags) -> addr or (void*)-1
     kMunmap,         // (addr, length)
     kShmdt,          // (addr)
+    // Not allocators: points where frames below the caller are known to be gone, so calls
+    // pending in them (abandoned by longjmp or an exception) must be dropped.
+    kSetjmp,         // __sigsetjmp: its return site is where a longjmp lands
+    kCatch,          // __cxa_begin_catch: a catch handler runs in its caller's frame
 };
 
 struct HookSpec {
@@ -46,6 +50,8 @@ std::span<const HookSpec> hook_specs() noexcept;
 
 // Releases are seen at entry only; allocations at entry (arguments) and return (result).
 [[nodiscard]] bool is_release(HookKind kind) noexcept;
+// kSetjmp and kCatch: watched for the stack's sake, no event of their own.
+[[nodiscard]] bool is_marker(HookKind kind) noexcept;
 // mmap and friends, as opposed to the heap allocator.
 [[nodiscard]] bool is_mapping(HookKind kind) noexcept;
 // The size of System V shared memory segment `shmid` (from /proc/sysvipc/shm), or 0.

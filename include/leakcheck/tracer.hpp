@@ -138,6 +138,7 @@ private:
     bool handle_trap(Tid tid);
     void on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site);
     void on_return(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site);
+    void on_marker(ThreadState& thread, HookKind kind, Tid tid, RemoteAddr sp, RemoteAddr ret);
     void on_rendezvous(Tid tid);
     void on_exec(Tid tid);
     void on_fork(Tid parent, pid_t child, bool vfork);

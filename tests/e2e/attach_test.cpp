@@ -511,9 +511,10 @@ void check_churn_output(const BackgroundProcess& target, std::size_t* ticks_out 
     }
     EXPECT_EQ(bad, 0u);
     EXPECT_TRUE(done) << "no final \"done N\" line";
-    // Ticks come every 100 ms; being stopped to attach or detach may delay a few, but never
-    // for a second.
-    EXPECT_LT(max_gap, 1000ms) << "churn stalled for " << max_gap.count() << " ms before tick " << max_gap_at;
+    // Ticks come every 100 ms; being stopped to attach or detach may delay a few. A stall of
+    // seconds means a thread was left stopped; shorter ones are the machine's load (an attach
+    // reads the libraries' symbol tables), which is the benchmarks' business, not this test's.
+    EXPECT_LT(max_gap, 3000ms) << "churn stalled for " << max_gap.count() << " ms before tick " << max_gap_at;
     if (ticks_out) *ticks_out = static_cast<std::size_t>(expected - 1);
 }
 

@@ -298,9 +298,9 @@ TEST(Hardening, LongjmpOutOfAHookedAllocatorLosesNoLaterCall) {
 
 // A call site whose pending allocator call was abandoned by a longjmp is later reached, with
 // the same stack pointer, from a function leakcheck does not hook: that return is no
-// allocation. Disabled until the tracer learns of longjmps (it now takes from_pool's static
-// buffer for a 48-byte block made by xalloc).
-TEST(Hardening, DISABLED_AReturnToASiteAbandonedByLongjmpIsNoAllocation) {
+// allocation (the tracer drops calls pending below a setjmp's frame when a longjmp lands
+// there; without that it took from_pool's static buffer for a 48-byte block made by xalloc).
+TEST(Hardening, AReturnToASiteAbandonedByLongjmpIsNoAllocation) {
     const Traced t = trace(kXallocHooks, {fixture("longjmp_alloc"), "dispatch"});
     ASSERT_TRACED(t);
     EXPECT_UNHARMED(t, 0);
@@ -310,9 +310,9 @@ TEST(Hardening, DISABLED_AReturnToASiteAbandonedByLongjmpIsNoAllocation) {
 }
 
 // After a longjmp out of an allocator, mapping calls from deeper frames are the program's own.
-// Disabled until the tracer learns of longjmps (it now takes them for the abandoned
-// allocator's and misses both the mmap and the munmap).
-TEST(Hardening, DISABLED_MappingsAfterALongjmpOutOfAnAllocatorAreThePrograms) {
+// (Taken for the abandoned allocator's own, they were missed before the tracer watched
+// setjmp's landing.)
+TEST(Hardening, MappingsAfterALongjmpOutOfAnAllocatorAreThePrograms) {
     const Traced t = trace(kXallocHooks, {fixture("longjmp_alloc"), "map"});
     ASSERT_TRACED(t);
     EXPECT_UNHARMED(t, 0);
