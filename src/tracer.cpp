@@ -2,7 +2,8 @@
 // caller's return address R = [sp]) and R itself, where a site planted once per call site
 // catches the result when the thread arrives there with the sp the call will return to.
 // Nothing on the target's stack is rewritten, so exceptions and longjmp unwind untouched; a
-// call whose frame was unwound is dropped at the thread's next stop above it.
+// call whose frame was unwound is dropped at the thread's next stop above it, or where the
+// unwinding ends (a catch handler's __cxa_begin_catch, a longjmp landing at its setjmp).
 #include "leakcheck/tracer.hpp"
 
 #include <signal.h>
