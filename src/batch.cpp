@@ -52,6 +52,14 @@ void report_ended_children(Session& session, const BatchOptions& batch) {
     }
 }
 
+// -v: what the tracing of the first process cost, in stops.
+void report_stats(const Session& session) {
+    if (!verbose()) return;
+    if (const TracerStats* st = session.stats())
+        debug("stops " + std::to_string(st->stops) + ", entries " + std::to_string(st->entry_hits) +
+              ", returns " + std::to_string(st->return_hits) + ", nested " + std::to_string(st->nested_calls));
+}
+
 // Each periodic report also samples every stack's outstanding bytes, so a stack that grows
 // report after report is marked and, with --sort growth, shown first.
 void periodic_report(Session& session, const BatchOptions& batch, GrowthTracker& growth) {
@@ -113,11 +121,7 @@ BatchResult run_launched(const BatchOptions& options) {
         log_stream() << "leakcheck: program exited with status " << end.exit_code << '\n';
     }
     final_report(session, options, growth);
-    if (verbose()) {
-        if (const TracerStats* st = session.stats())
-            debug("stops " + std::to_string(st->stops) + ", entries " + std::to_string(st->entry_hits) +
-                  ", returns " + std::to_string(st->return_hits) + ", nested " + std::to_string(st->nested_calls));
-    }
+    report_stats(session);
     return end.signaled ? BatchResult{128 + end.signal, end.signal} : BatchResult{end.exit_code, 0};
 }
 
@@ -149,6 +153,7 @@ BatchResult run_attached(const BatchOptions& options) {
                                           : " exited with status " + std::to_string(end.exit_code))
                          << '\n';
             final_report(session, options, growth);
+            report_stats(session);
             return {};
         }
         if (why == RunEnd::kSignal) break;
@@ -168,6 +173,7 @@ BatchResult run_attached(const BatchOptions& options) {
     session.detach();
     log_stream() << "leakcheck: detached from process " << options.pid << '\n';
     if (!last_was_report) final_report(session, options, growth);
+    report_stats(session);
     return {};
 }
 
