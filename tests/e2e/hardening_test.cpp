@@ -309,6 +309,20 @@ TEST(Hardening, AReturnToASiteAbandonedByLongjmpIsNoAllocation) {
     EXPECT_FALSE(t.report.mappings.present) << t.run.err;
 }
 
+// The C++ counterpart: operator new throws through a frame into a catch handler, which calls
+// an unhooked function through the same call site (fixtures/throw_site.cpp). The abandoned
+// call is dropped at __cxa_begin_catch; before, the pool's address was taken for a block of
+// 2^62 bytes.
+TEST(Hardening, AReturnToASiteAbandonedByAnExceptionIsNoAllocation) {
+    const Traced t = trace({}, {fixture("throw_site")});
+    ASSERT_TRACED(t);
+    EXPECT_UNHARMED(t, 0);
+    EXPECT_EQ(t.plain.out, "caught bad_alloc, pool 48\n");
+    // Only libstdc++'s emergency pool (before main) and the exception object (freed).
+    expect_summary(t.report, 2, 72704 + 136, 1, 72704, 1);
+    for (const Stack& st : t.report.stacks) EXPECT_FALSE(st.has_file("throw_site.cpp")) << dump(t.report);
+}
+
 // After a longjmp out of an allocator, mapping calls from deeper frames are the program's own.
 // (Taken for the abandoned allocator's own, they were missed before the tracer watched
 // setjmp's landing.)
