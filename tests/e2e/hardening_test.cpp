@@ -20,80 +20,12 @@
 #include <vector>
 
 #include "leakcheck_run.hpp"
+#include "traced_run.hpp"
 
 namespace leakcheck::e2e {
 namespace {
 
 using namespace std::chrono_literals;
-
-RunOptions timeout(std::chrono::milliseconds t) {
-    RunOptions o;
-    o.timeout = t;
-    return o;
-}
-
-struct Traced {
-    RunResult plain;  // the program alone
-    RunResult run;    // under leakcheck
-    Report report;
-};
-
-// -v adds "leakcheck: stops N, ..." after the report, which the report parser does not take.
-std::string without_stats_line(const std::string& err) {
-    std::string text;
-    for (const std::string& line : test::lines(err))
-        if (line.rfind("leakcheck: stops ", 0) != 0) text += line + "\n";
-    return text;
-}
-
-// Runs `command` alone, then under leakcheck with `options`, and parses the report.
-Traced trace(const std::vector<std::string>& options, const std::vector<std::string>& command,
-             const RunOptions& opts = timeout(60s)) {
-    Traced t;
-    t.plain = test::run_process(command, opts);
-    t.run = run_leakcheck(options, command, opts);
-    t.report = parse_report(without_stats_line(t.run.err));
-    return t;
-}
-
-std::string dump_stacks(const std::vector<Stack>& stacks) {
-    std::string s;
-    for (const Stack& st : stacks) {
-        s += "  " + std::to_string(st.bytes) + " bytes in " + std::to_string(st.blocks) + "\n";
-        for (const Frame& f : st.frames) s += "    #" + std::to_string(f.index) + " " + f.text + "\n";
-    }
-    return s;
-}
-std::string dump(const Report& r) {
-    return dump_stacks(r.stacks) + (r.mappings.present ? "mappings:\n" + dump_stacks(r.mappings.stacks) : "");
-}
-
-#define ASSERT_TRACED(t)                                                                        \
-    do {                                                                                        \
-        ASSERT_FALSE((t).plain.timed_out) << "the program alone hung";                          \
-        ASSERT_FALSE((t).run.timed_out) << "leakcheck hung; stderr:\n" << (t).run.err;          \
-        ASSERT_TRUE((t).report.ok) << (t).report.error << "\nstderr:\n" << (t).run.err;         \
-    } while (0)
-
-// Same stdout and the same ending with and without leakcheck; the report's status line agrees.
-#define EXPECT_UNHARMED(t, code)                                                                \
-    do {                                                                                        \
-        EXPECT_TRUE((t).plain.exited(code)) << describe((t).plain) << "\n" << (t).plain.err;    \
-        EXPECT_TRUE((t).run.exited(code)) << describe((t).run) << "\n" << (t).run.err;          \
-        EXPECT_EQ((t).run.out, (t).plain.out);                                                  \
-        EXPECT_EQ((t).report.exit_status, std::optional<int>(code));                            \
-        EXPECT_EQ((t).run.err.find("Findings:"), std::string::npos) << (t).run.err;            \
-    } while (0)
-
-void expect_summary(const Report& r, std::uint64_t allocs, std::uint64_t alloc_bytes, std::uint64_t frees,
-                    std::uint64_t live_bytes, std::uint64_t live_blocks) {
-    EXPECT_EQ(r.summary.allocs, allocs) << dump(r);
-    EXPECT_EQ(r.summary.alloc_bytes, alloc_bytes);
-    EXPECT_EQ(r.summary.frees, frees);
-    EXPECT_EQ(r.summary.live_bytes, live_bytes);
-    EXPECT_EQ(r.summary.live_blocks, live_blocks);
-    EXPECT_EQ(r.summary.extra, "");
-}
 
 void expect_nothing_outstanding(const Report& r) {
     EXPECT_TRUE(r.no_outstanding) << dump(r);

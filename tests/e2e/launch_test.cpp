@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "leakcheck_run.hpp"
+#include "traced_run.hpp"
 
 namespace leakcheck::e2e {
 namespace {
@@ -31,24 +32,18 @@ constexpr std::uint64_t kStdoutBuffer = 4096;  // stdout on a pipe
 constexpr std::uint64_t kThreadDtv = 272;
 constexpr std::uint64_t kEmergencyPool = 72704;
 
-RunOptions timeout(std::chrono::milliseconds t) {
-    RunOptions o;
-    o.timeout = t;
-    return o;
-}
-
 // The absolute path of a fixture as the kernel names it in /proc/PID/maps (symlinks resolved).
 std::string module_of(const std::string& name) { return std::filesystem::canonical(fixture(name)).string(); }
 
 // Runs leakcheck on a fixture, checks that it ended like the fixture and that the report parses.
-struct Traced {
+struct Launched {
     RunResult run;
     Report report;
 };
 
-Traced trace(const std::vector<std::string>& options, const std::vector<std::string>& command,
-             const RunOptions& opts = timeout(60s)) {
-    Traced t;
+Launched launched(const std::vector<std::string>& options, const std::vector<std::string>& command,
+                  const RunOptions& opts = timeout(60s)) {
+    Launched t;
     t.run = run_leakcheck(options, command, opts);
     t.report = parse_report(t.run.err);
     return t;
@@ -59,36 +54,6 @@ Traced trace(const std::vector<std::string>& options, const std::vector<std::str
         ASSERT_FALSE((t).run.timed_out) << "leakcheck hung; stderr:\n" << (t).run.err;     \
         ASSERT_TRUE((t).report.ok) << (t).report.error << "\nstderr:\n" << (t).run.err;    \
     } while (0)
-
-std::string dump(const Report& r) {
-    std::string s;
-    for (const Stack& st : r.stacks) {
-        s += "  " + std::to_string(st.bytes) + " bytes in " + std::to_string(st.blocks) + " blocks\n";
-        for (const Frame& f : st.frames) s += "    #" + std::to_string(f.index) + " " + f.text + "\n";
-    }
-    return s;
-}
-
-void expect_summary(const Report& r, std::uint64_t allocs, std::uint64_t alloc_bytes, std::uint64_t frees,
-                    std::uint64_t live_bytes, std::uint64_t live_blocks) {
-    EXPECT_EQ(r.summary.allocs, allocs) << dump(r);
-    EXPECT_EQ(r.summary.alloc_bytes, alloc_bytes);
-    EXPECT_EQ(r.summary.frees, frees);
-    EXPECT_EQ(r.summary.live_bytes, live_bytes);
-    EXPECT_EQ(r.summary.live_blocks, live_blocks);
-    EXPECT_EQ(r.summary.extra, "");
-    // The stacks shown add up to the totals when all of them are shown.
-    if (r.top && r.stacks.size() < *r.top) {
-        std::uint64_t bytes = 0;
-        std::uint64_t blocks = 0;
-        for (const Stack& s : r.stacks) {
-            bytes += s.bytes;
-            blocks += s.blocks;
-        }
-        EXPECT_EQ(bytes, live_bytes);
-        EXPECT_EQ(blocks, live_blocks);
-    }
-}
 
 void expect_sorted_by_bytes(const Report& r) {
     for (std::size_t i = 1; i < r.stacks.size(); ++i)
@@ -236,7 +201,7 @@ TEST(ReportParser, RejectsWhatIsNotAReport) {
 // Each fixture's report
 
 TEST(LaunchReport, FibLeakCaseStudy) {
-    const Traced t = trace({}, {fixture("fib_leak")});
+    const Launched t = launched({}, {fixture("fib_leak")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_TRUE(t.run.exited(0)) << describe(t.run);
@@ -278,7 +243,7 @@ TEST(LaunchReport, FibLeakCaseStudy) {
 }
 
 TEST(LaunchReport, FibLeakArgumentsChangeTheLeak) {
-    const Traced t = trace({}, {fixture("fib_leak"), "3", "0"});
+    const Launched t = launched({}, {fixture("fib_leak"), "3", "0"});
     ASSERT_REPORT(t);
     EXPECT_EQ(t.run.out, "fibonacci(1) = 1\nfibonacci(2) = 1\nfibonacci(3) = 2\n");
     const Stack* fib = t.report.stack_with("fibonacci", "fib_leak.c:41");
@@ -290,7 +255,7 @@ TEST(LaunchReport, FibLeakArgumentsChangeTheLeak) {
 }
 
 TEST(LaunchReport, NoLeakHasNothingOutstanding) {
-    const Traced t = trace({}, {fixture("no_leak")});
+    const Launched t = launched({}, {fixture("no_leak")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_TRUE(t.run.exited(0)) << describe(t.run);
@@ -305,7 +270,7 @@ TEST(LaunchReport, NoLeakHasNothingOutstanding) {
 }
 
 TEST(LaunchReport, ErrorPathLeaksThroughStrdup) {
-    const Traced t = trace({}, {fixture("error_path")});
+    const Launched t = launched({}, {fixture("error_path")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_TRUE(t.run.exited(0)) << describe(t.run);
@@ -330,7 +295,7 @@ TEST(LaunchReport, ErrorPathWithAnInputFile) {
     TempDir dir;
     // Malformed: "bad" (3+1 bytes) and "b=x" (3+1 bytes).
     const std::string input = dir.write("records.txt", "a=1\nbad\nb=x\nc=3\n");
-    const Traced t = trace({}, {fixture("error_path"), input});
+    const Launched t = launched({}, {fixture("error_path"), input});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_TRUE(t.run.exited(0)) << describe(t.run);
@@ -349,7 +314,7 @@ TEST(LaunchReport, ErrorPathWithAnInputFile) {
 }
 
 TEST(LaunchReport, CxxLeakNewNewArrayAndVector) {
-    const Traced t = trace({}, {fixture("cxx_leak")});
+    const Launched t = launched({}, {fixture("cxx_leak")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_TRUE(t.run.exited(0)) << describe(t.run);
@@ -407,7 +372,7 @@ TEST(LaunchReport, CaughtBadAllocIsNoBlockAndTheProgramBehavesNatively) {
     const RunResult native = test::run_process({fixture("cxx_leak")}, timeout(30s));
     ASSERT_TRUE(native.exited(0)) << describe(native);
     ASSERT_EQ(native.out, "caught bad_alloc\nwidget 7, array 24, vector 10/64\n");
-    const Traced t = trace({"-T", "100"}, {fixture("cxx_leak")});
+    const Launched t = launched({"-T", "100"}, {fixture("cxx_leak")});
     ASSERT_REPORT(t);
     EXPECT_EQ(t.run.out, native.out);
     EXPECT_EQ(t.report.before, native.err);
@@ -426,7 +391,7 @@ TEST(LaunchReport, CrashReportsTheSignalAndDiesOfIt) {
     TempDir cwd;
     RunOptions opts = timeout(30s);
     opts.cwd = cwd.path();
-    const Traced t = trace({}, {fixture("crash")}, opts);
+    const Launched t = launched({}, {fixture("crash")}, opts);
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_EQ(t.run.term_signal, SIGSEGV) << describe(t.run);
@@ -476,7 +441,7 @@ TEST(LaunchReport, CrashLeavesNoCoreFileOfLeakchecksOwn) {
 }
 
 TEST(LaunchReport, ExitCodePassesThrough) {
-    const Traced t = trace({}, {fixture("exit_code")});
+    const Launched t = launched({}, {fixture("exit_code")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_TRUE(t.run.exited(7)) << describe(t.run);
@@ -494,7 +459,7 @@ TEST(LaunchReport, ExitCodePassesThrough) {
 }
 
 TEST(LaunchReport, FailAllocCountsNoFailedAllocation) {
-    const Traced t = trace({}, {fixture("fail_alloc")});
+    const Launched t = launched({}, {fixture("fail_alloc")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_TRUE(t.run.exited(0)) << describe(t.run);
@@ -527,7 +492,7 @@ TEST(LaunchReport, FailAllocCountsNoFailedAllocation) {
 // Options
 
 TEST(LaunchOptions, ShowAddressesListsEveryBlockBeforeItsStack) {
-    const Traced t = trace({"-a"}, {fixture("fib_leak")});
+    const Launched t = launched({"-a"}, {fixture("fib_leak")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     ASSERT_EQ(r.stacks.size(), 3u) << dump(r);
@@ -560,7 +525,7 @@ TEST(LaunchOptions, ShowAddressesListsEveryBlockBeforeItsStack) {
 }
 
 TEST(LaunchOptions, TopOneShowsOnlyTheLargestStack) {
-    const Traced t = trace({"-T", "1"}, {fixture("fib_leak")});
+    const Launched t = launched({"-T", "1"}, {fixture("fib_leak")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_EQ(r.top, 1u);
@@ -572,7 +537,7 @@ TEST(LaunchOptions, TopOneShowsOnlyTheLargestStack) {
 }
 
 TEST(LaunchOptions, TopTwoLongFormWithAddresses) {
-    const Traced t = trace({"--top", "2", "--show-addresses"}, {fixture("fib_leak")});
+    const Launched t = launched({"--top", "2", "--show-addresses"}, {fixture("fib_leak")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_EQ(r.top, 2u);
@@ -583,7 +548,7 @@ TEST(LaunchOptions, TopTwoLongFormWithAddresses) {
 }
 
 TEST(LaunchOptions, MaxFramesLimitsTheStacks) {
-    const Traced t = trace({"--max-frames", "2"}, {fixture("fib_leak")});
+    const Launched t = launched({"--max-frames", "2"}, {fixture("fib_leak")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     ASSERT_EQ(r.stacks.size(), 3u) << dump(r);
@@ -601,7 +566,7 @@ TEST(LaunchOptions, MaxFramesLimitsTheStacks) {
 }
 
 TEST(LaunchOptions, MaxFramesOneKeepsOnlyTheAllocatingFunction) {
-    const Traced t = trace({"--max-frames", "1"}, {fixture("error_path")});
+    const Launched t = launched({"--max-frames", "1"}, {fixture("error_path")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     for (const Stack& s : r.stacks) EXPECT_EQ(s.physical_frames(), 1u) << dump(r);
@@ -663,7 +628,7 @@ TEST(LaunchOptions, MaxFramesAlsoLimitsTheCrashStack) {
     TempDir dir;
     RunOptions opts = timeout(30s);
     opts.cwd = dir.path();
-    const Traced t = trace({"--max-frames", "1"}, {fixture("crash")}, opts);
+    const Launched t = launched({"--max-frames", "1"}, {fixture("crash")}, opts);
     ASSERT_REPORT(t);
     EXPECT_EQ(t.run.term_signal, SIGSEGV) << describe(t.run);
     ASSERT_TRUE(t.report.crash.present) << t.run.err;
@@ -677,7 +642,7 @@ TEST(LaunchOptions, MaxFramesAlsoLimitsTheCrashStack) {
 // Death by a signal the kernel sends for no fault of the program's (SIGTERM here): no crash
 // stack, just the status line.
 TEST(LaunchReport, NoCrashStackForSigterm) {
-    const Traced t = trace({}, {"/bin/sh", "-c", "kill -TERM $$"}, timeout(30s));
+    const Launched t = launched({}, {"/bin/sh", "-c", "kill -TERM $$"}, timeout(30s));
     ASSERT_REPORT(t);
     EXPECT_EQ(t.run.term_signal, SIGTERM) << describe(t.run);
     EXPECT_EQ(t.report.status_line, "leakcheck: program terminated by signal SIGTERM");
@@ -868,7 +833,7 @@ TEST(UnharmedProgram, DeathBySignalFromAShell) {
 // The mapping segment: mmap'ed ranges and System V shared memory never released.
 
 TEST(LaunchReport, MappingLeaksHaveTheirOwnSection) {
-    const Traced t = trace({"-a"}, {fixture("mapping_leak")});
+    const Launched t = launched({"-a"}, {fixture("mapping_leak")});
     ASSERT_REPORT(t);
     const Report& r = t.report;
     EXPECT_TRUE(t.run.exited(0)) << describe(t.run);

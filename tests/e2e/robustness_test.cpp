@@ -1,12 +1,11 @@
 // Robustness end to end: programs that stress the tracer's handling of threads, signals,
 // processes, images and allocators (fixtures thread_storm, signals, forker, execer, dlopener,
-// custom_alloc; jemalloc; a damaged ELF; real interpreters), each checked against its ground
-// truth (the fixture's header comment) exactly, and run unharmed: the same stdout and exit
-// status as without leakcheck.
+// custom_alloc; jemalloc; real interpreters), each checked against its ground truth (the
+// fixture's header comment) exactly, and run unharmed: the same stdout and exit status as
+// without leakcheck. Damaged ELF files, static and stripped programs: hardening_test.cpp.
 //
 // Every run has stdout on a pipe.
 #include <gtest/gtest.h>
-#include <elf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,59 +17,12 @@
 #include <vector>
 
 #include "leakcheck_run.hpp"
+#include "traced_run.hpp"
 
 namespace leakcheck::e2e {
 namespace {
 
 using namespace std::chrono_literals;
-
-RunOptions timeout(std::chrono::milliseconds t) {
-    RunOptions o;
-    o.timeout = t;
-    return o;
-}
-
-struct Traced {
-    RunResult plain;  // the program alone
-    RunResult run;    // under leakcheck
-    Report report;
-};
-
-// Runs `command` alone, then under leakcheck with `options`, and parses the report.
-Traced trace(const std::vector<std::string>& options, const std::vector<std::string>& command,
-             const RunOptions& opts = timeout(60s)) {
-    Traced t;
-    t.plain = test::run_process(command, opts);
-    t.run = run_leakcheck(options, command, opts);
-    t.report = parse_report(t.run.err);
-    return t;
-}
-
-std::string dump(const Report& r) {
-    std::string s;
-    for (const Stack& st : r.stacks) {
-        s += "  " + std::to_string(st.bytes) + " bytes in " + std::to_string(st.blocks) + " blocks\n";
-        for (const Frame& f : st.frames) s += "    #" + std::to_string(f.index) + " " + f.text + "\n";
-    }
-    return s;
-}
-
-#define ASSERT_TRACED(t)                                                                        \
-    do {                                                                                        \
-        ASSERT_FALSE((t).plain.timed_out) << "the program alone hung";                          \
-        ASSERT_FALSE((t).run.timed_out) << "leakcheck hung; stderr:\n" << (t).run.err;          \
-        ASSERT_TRUE((t).report.ok) << (t).report.error << "\nstderr:\n" << (t).run.err;         \
-    } while (0)
-
-// Same stdout and the same ending with and without leakcheck; the report's status line agrees.
-#define EXPECT_UNHARMED(t, code)                                                                \
-    do {                                                                                        \
-        EXPECT_TRUE((t).plain.exited(code)) << describe((t).plain) << "\n" << (t).plain.err;    \
-        EXPECT_TRUE((t).run.exited(code)) << describe((t).run) << "\n" << (t).run.err;          \
-        EXPECT_EQ((t).run.out, (t).plain.out);                                                  \
-        EXPECT_EQ((t).report.exit_status, std::optional<int>(code));                            \
-        EXPECT_EQ((t).run.err.find("Findings:"), std::string::npos) << (t).run.err;            \
-    } while (0)
 
 void expect_live(const Report& r, std::uint64_t bytes, std::uint64_t blocks) {
     EXPECT_EQ(r.summary.live_bytes, bytes) << dump(r);
@@ -209,10 +161,7 @@ TEST(Robustness, PreloadedJemallocIsHookedAndFibLeakReportedExactly) {
     // -v adds "leakcheck: stops N, entries N, returns N, nested N" after the status line,
     // which the report parser does not take: check it, then parse without it.
     EXPECT_TRUE(test::contains_line_matching(t.run.err, "^leakcheck: stops [0-9]+, ")) << t.run.err;
-    std::string report_text;
-    for (const std::string& line : test::lines(t.run.err))
-        if (line.rfind("leakcheck: stops ", 0) != 0) report_text += line + "\n";
-    t.report = parse_report(report_text);
+    t.report = parse_report(without_stats_line(t.run.err));
     ASSERT_TRACED(t);
     EXPECT_UNHARMED(t, 0);
     EXPECT_EQ(t.plain.out, "fibonacci(1) = 1\nfibonacci(2) = 1\nfibonacci(3) = 2\nfibonacci(4) = 3\nfibonacci(5) = 5\n");
@@ -253,62 +202,6 @@ TEST(Robustness, WithoutHookTheCustomAllocatorIsSeenAsMalloc) {
     ASSERT_EQ(t.report.stacks.size(), 1u) << dump(t.report);
     EXPECT_TRUE(frame_is(t.report.stacks[0], 0, "pool_get", "custom_alloc.c:28"));
     EXPECT_TRUE(frame_is(t.report.stacks[0], 1, "leak_some", "custom_alloc.c:39"));
-}
-
-// ---------------------------------------------------------------------------------------------
-// A damaged ELF: the loadable segments are intact (the kernel runs it), the section header table
-// the symbolizer reads is cut short. leakcheck must not crash: the program runs as usual, the report parses, the leak is
-// counted exactly; at most one warning line.
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::string write_executable(const TempDir& dir, const std::string& name, const std::string& bytes) {
-    const std::string path = dir.file(name);
-    {
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    }
-    chmod(path.c_str(), 0755);
-    return path;
-}
-
-void expect_fib_leak_survives(const std::string& path) {
-    const Traced t = trace({}, {path, "5", "0"});
-    ASSERT_TRACED(t);
-    EXPECT_UNHARMED(t, 0);
-    EXPECT_EQ(t.plain.out, "fibonacci(1) = 1\nfibonacci(2) = 1\nfibonacci(3) = 2\nfibonacci(4) = 3\nfibonacci(5) = 5\n");
-    EXPECT_EQ(t.run.term_signal, 0);
-    // The program writes nothing to stderr: anything before the report is leakcheck's warning.
-    EXPECT_LE(test::lines(t.report.before).size(), 1u) << t.report.before;
-    // 5 x 8192 + the thread's DTV + stdout's buffer, as for the intact fib_leak.
-    expect_live(t.report, 5 * 8192 + 272 + 4096, 7);
-    ASSERT_FALSE(t.report.stacks.empty());
-    const Stack& s = t.report.stacks[0];
-    EXPECT_EQ(s.bytes, 5u * 8192u) << dump(t.report);
-    EXPECT_EQ(s.blocks, 5u);
-    ASSERT_GE(s.frames.size(), 2u);
-    // Frame #0 is in the damaged file: named by its function (symbol table) or by module+offset.
-    const std::string module = std::filesystem::canonical(path).string();
-    EXPECT_EQ(s.frames[0].module.rfind(module, 0), 0u) << dump(t.report);
-    if (s.frames[0].function.empty())
-        EXPECT_EQ(s.frames[0].module.rfind(module + "+0x", 0), 0u) << dump(t.report);
-    else
-        EXPECT_EQ(s.frames[0].function, "fibonacci") << dump(t.report);
-}
-
-TEST(Robustness, TruncatedSectionHeadersDoNotCrashTheSymbolizer) {
-    std::string elf = read_bytes(fixture("fib_leak"));
-    ASSERT_GE(elf.size(), sizeof(Elf64_Ehdr));
-    Elf64_Ehdr eh;
-    std::memcpy(&eh, elf.data(), sizeof eh);
-    ASSERT_LT(eh.e_shoff, elf.size());
-    // Cut the file in the middle of its section header table (after its third entry).
-    elf.resize(eh.e_shoff + 3 * sizeof(Elf64_Shdr) + 17);
-    TempDir dir;
-    expect_fib_leak_survives(write_executable(dir, "fib_trunc", elf));
 }
 
 // ---------------------------------------------------------------------------------------------
