@@ -54,6 +54,20 @@ std::size_t RemoteMemory::read(RemoteAddr addr, std::span<std::uint8_t> out) con
     return done;
 }
 
+std::size_t RemoteMemory::read_once(RemoteAddr addr, std::span<std::uint8_t> out) const noexcept {
+    if (out.empty()) return 0;
+    if (kernel_features().process_vm_readv) {
+        iovec local{out.data(), out.size()};
+        iovec remote{reinterpret_cast<void*>(addr), out.size()};
+        const ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+        if (n >= 0) return static_cast<std::size_t>(n);
+        if (errno != ENOSYS) return 0;
+        kernel_features().process_vm_readv = false;
+    }
+    const ssize_t m = ::pread(mem_fd_, out.data(), out.size(), static_cast<off_t>(addr));
+    return m > 0 ? static_cast<std::size_t>(m) : 0;
+}
+
 std::string RemoteMemory::read_string(RemoteAddr addr, std::size_t max) const {
     std::string result;
     std::uint8_t chunk[256];

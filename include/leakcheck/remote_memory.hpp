@@ -20,6 +20,10 @@ public:
 
     // Reads up to out.size() bytes; returns how many were read (short at an unmapped page).
     std::size_t read(RemoteAddr addr, std::span<std::uint8_t> out) const noexcept;
+    // One attempt at a speculative bulk read that may run past the end of the mapping (a stack
+    // snapshot): what a single process_vm_readv returns, without read()'s retries at the first
+    // unreadable page. Returns how many bytes were read.
+    std::size_t read_once(RemoteAddr addr, std::span<std::uint8_t> out) const noexcept;
     // True when all of out was read.
     bool read_exact(RemoteAddr addr, std::span<std::uint8_t> out) const noexcept {
         return read(addr, out) == out.size();

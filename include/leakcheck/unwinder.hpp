@@ -1,6 +1,10 @@
-// Call stacks of stopped threads, as plain PCs, through libunwind-ptrace's remote unwinder with
-// accessors of our own: registers from the one register read of the stop, stack memory from a
-// few pages read once per stop, read-only module memory from the ELF files, and unwind tables
+// Call stacks of stopped threads, as plain PCs. A fast path of our own interprets the modules'
+// .eh_frame call-frame information (CFI) with libunwind's semantics and caches, per lookup
+// address, the compiled rule for a frame (where the CFA is, where each register was saved);
+// whatever it does not model (no FDE, signal frames, DWARF expressions, unusual CFI) is unwound
+// from the start by libunwind-ptrace's remote unwinder with accessors of our own. Both read
+// registers from the one register read of the stop, stack memory from one snapshot read per
+// capture (extended on demand), read-only module memory from the ELF files, and unwind tables
 // found through the ModuleMap and cached per module (the stock _UPT_ accessors read one word
 // per syscall and re-read /proc/PID/maps whenever the pc changes module).
 #pragma once
@@ -27,9 +31,23 @@ public:
     std::size_t capture(const RemoteMemory& memory, const arch::Registers& regs,
                         std::span<RemoteAddr> out);
 
+    // The same through libunwind alone, with its caches off: the reference the fast path must
+    // agree with frame for frame (tests compare the two).
+    std::size_t capture_with_libunwind(const RemoteMemory& memory, const arch::Registers& regs,
+                                       std::span<RemoteAddr> out);
+
     // A module went away (dlclose, exec): drop what was cached about its addresses.
     void forget(const Module& module);
     void forget_all();
+
+    struct Stats {
+        std::uint64_t captures = 0;
+        std::uint64_t slow_captures = 0;  // handed to libunwind (a frame the fast path does not model)
+        std::uint64_t frames = 0;         // PCs returned, all captures
+        std::uint64_t reads = 0;          // reads of the target's memory (snapshots, extensions, pages)
+        std::uint64_t rules = 0;          // frame rules compiled (cache misses)
+    };
+    [[nodiscard]] const Stats& stats() const noexcept;
 
     struct Impl;
 

@@ -11,11 +11,14 @@
 //   (c) tracer polling waitpid(WNOHANG) in a spin loop, both free
 //   (d) tracer and tracee pinned to the same CPU
 //   (e) tracer and tracee pinned to two different CPUs
-// Prints a table (median and min of REPS runs, µs per stop), then one machine-readable line
-// per configuration: "FLOOR <letter> <median µs/stop>".
+// Prints a table (median and min of REPS runs, µs per stop, and the tracer's own CPU time per
+// stop, user+sys, which is far less noisy than wall time on a loaded machine), then machine-
+// readable lines per configuration: "FLOOR <letter> <median µs/stop>" and
+// "FLOORCPU <letter> <median tracer CPU µs/stop>".
 #include <sched.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -63,13 +66,24 @@ void set_affinity(pid_t pid, const std::vector<int>& cpus) {
     _exit(0);
 }
 
-// Returns µs per stop, or a negative number on failure.
-double run_once(const Config& cfg, long stops, const std::vector<int>& all, int cpu_a, int cpu_b) {
+double cpu_seconds() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+struct Sample {
+    double wall_us = -1;  // per stop; negative on failure
+    double cpu_us = -1;   // the tracer's user+sys time per stop
+};
+
+Sample run_once(const Config& cfg, long stops, const std::vector<int>& all, int cpu_a, int cpu_b) {
     set_affinity(0, cfg.pin_tracer ? std::vector<int>{cpu_a} : all);
     const pid_t child = fork();
     if (child < 0) {
         std::perror("fork");
-        return -1;
+        return {};
     }
     if (child == 0) {
         set_affinity(0, cfg.pin_tracee ? std::vector<int>{cfg.same_cpu ? cpu_a : cpu_b} : all);
@@ -78,12 +92,13 @@ double run_once(const Config& cfg, long stops, const std::vector<int>& all, int 
     int status = 0;
     if (waitpid(child, &status, 0) != child || !WIFSTOPPED(status)) {
         std::fprintf(stderr, "floor_probe: the child did not stop\n");
-        return -1;
+        return {};
     }
     ptrace(PTRACE_SETOPTIONS, child, nullptr, reinterpret_cast<void*>(PTRACE_O_EXITKILL));
 
     long seen = 0;
     user_regs_struct regs{};
+    const double cpu0 = cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     ptrace(PTRACE_CONT, child, nullptr, nullptr);
     for (;;) {
@@ -96,7 +111,7 @@ double run_once(const Config& cfg, long stops, const std::vector<int>& all, int 
         }
         if (got != child) {
             std::perror("waitpid");
-            return -1;
+            return {};
         }
         if (WIFEXITED(status) || WIFSIGNALED(status)) break;
         int sig = WSTOPSIG(status);
@@ -109,12 +124,14 @@ double run_once(const Config& cfg, long stops, const std::vector<int>& all, int 
         ptrace(PTRACE_CONT, child, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
     }
     const auto t1 = std::chrono::steady_clock::now();
+    const double cpu1 = cpu_seconds();
     set_affinity(0, all);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || seen != stops) {
         std::fprintf(stderr, "floor_probe: child ended badly (status %#x, %ld of %ld stops)\n", status, seen, stops);
-        return -1;
+        return {};
     }
-    return std::chrono::duration<double, std::micro>(t1 - t0).count() / static_cast<double>(stops);
+    return {std::chrono::duration<double, std::micro>(t1 - t0).count() / static_cast<double>(stops),
+            (cpu1 - cpu0) * 1e6 / static_cast<double>(stops)};
 }
 
 }  // namespace
@@ -144,25 +161,29 @@ int main(int argc, char** argv) {
 
     std::printf("floor probe: %ld int3 stops per run, %d runs per configuration, %zu CPUs allowed%s\n", stops, reps,
                 all.size(), all.size() < 2 ? " (configurations (b) and (e) degenerate)" : "");
-    std::printf("%-36s %12s %12s\n", "configuration", "median us", "min us");
+    std::printf("%-36s %12s %12s %14s\n", "configuration", "median us", "min us", "tracer CPU us");
     std::vector<std::string> machine;
     int rc = 0;
     for (const Config& cfg : configs) {
-        std::vector<double> times;
+        std::vector<double> times, cpus;
         for (int r = 0; r < reps; ++r) {
-            const double t = run_once(cfg, stops, all, cpu_a, cpu_b);
-            if (t < 0) {
+            const Sample t = run_once(cfg, stops, all, cpu_a, cpu_b);
+            if (t.wall_us < 0) {
                 rc = 1;
                 break;
             }
-            times.push_back(t);
+            times.push_back(t.wall_us);
+            cpus.push_back(t.cpu_us);
         }
         if (times.empty()) continue;
         std::sort(times.begin(), times.end());
-        const double median = times[times.size() / 2];
-        std::printf("(%c) %-32s %12.2f %12.2f\n", cfg.letter, cfg.label, median, times.front());
+        std::sort(cpus.begin(), cpus.end());
+        const double median = times[times.size() / 2], cpu_median = cpus[cpus.size() / 2];
+        std::printf("(%c) %-32s %12.2f %12.2f %14.2f\n", cfg.letter, cfg.label, median, times.front(), cpu_median);
         char line[64];
         std::snprintf(line, sizeof line, "FLOOR %c %.3f", cfg.letter, median);
+        machine.emplace_back(line);
+        std::snprintf(line, sizeof line, "FLOORCPU %c %.3f", cfg.letter, cpu_median);
         machine.emplace_back(line);
     }
     for (const std::string& line : machine) std::printf("%s\n", line.c_str());

@@ -5,7 +5,9 @@ on stdout and in <build>/bench/results.md.
 
 Knobs (environment variables; defaults keep a full run near 10 minutes on 2 cores):
   BENCH_REPS=3              runs of every (workload, tool) pair; the table shows medians
-  BENCH_WORKLOADS=...       comma list, default all: w1-1t,w1-4t,python,sqlite,cc1,server
+  BENCH_WORKLOADS=...       comma list, default all: startup,w1-1t,w1-4t,python,sqlite,cc1,server
+                            (startup: W0, a program that allocates nothing; the crossover
+                            rates below need it)
   BENCH_TOOLS=...           comma list, default all: native,leakcheck,valgrind,heaptrack
   BENCH_W1_PAIRS=200000     W1's malloc/free pairs (the issue's figure is 2000000: about 2.5
                             minutes per leakcheck run on a 2-core VM, so not the default)
@@ -28,8 +30,14 @@ Command line: run_bench.py [--build DIR] [--quick]  (--quick: 1 rep, small workl
 Columns: "µs/event" is leakcheck's extra wall time over native divided by the events it saw
 (allocations + frees from its Summary line); "above floor" subtracts from it stops/event times
 the floor probe's µs per bare ptrace stop (configuration (a), what leakcheck does), i.e. what
-leakcheck spends beyond the ptrace round trips themselves. Peak RSS of leakcheck is its own
-VmHWM, sampled every 10 ms (a wait4 maxrss would fold in the traced program's).
+leakcheck spends beyond the ptrace round trips themselves. "CPU µs/event" is leakcheck's own
+CPU time (user + sys of the leakcheck process alone, read from its zombie before it is reaped)
+per event, and "CPU above floor" subtracts stops/event times the floor probe's tracer CPU time
+per stop: the same question as "above floor", far less disturbed by other load on the machine.
+Peak RSS of leakcheck is its own VmHWM, sampled every 10 ms (a wait4 maxrss would fold in the
+traced program's).
+
+Crossover allocation rates (W2): see crossover_section() for the model.
 Traffic: W3 talks to 127.0.0.1 only.
 """
 
@@ -50,7 +58,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH_SRC = os.path.join(ROOT, "tests", "bench")
-ALL_WORKLOADS = ["w1-1t", "w1-4t", "python", "sqlite", "cc1", "server"]
+ALL_WORKLOADS = ["startup", "w1-1t", "w1-4t", "python", "sqlite", "cc1", "server"]
+W2_WORKLOADS = ["python", "sqlite", "cc1"]
 ALL_TOOLS = ["native", "leakcheck", "valgrind", "heaptrack"]
 
 
@@ -162,6 +171,8 @@ def cc1_command(work):
 
 def workload_commands(name, bins, work, cfg):
     """(argv, stdin file or None) for the run-to-completion workloads."""
+    if name == "startup":
+        return [os.path.join(bins, "malloc_storm"), "1", "0"], None
     if name == "w1-1t":
         return [os.path.join(bins, "malloc_storm"), "1", str(cfg["w1_pairs"])], None
     if name == "w1-4t":
@@ -240,9 +251,22 @@ def start(argv, stdin_path, stdout, stderr):
             stdin.close()
 
 
-def reap(proc, timeout):
+def own_cpu_seconds(pid):
+    """user + sys of one process alone (all its threads, none of its children), from
+    /proc/PID/stat; None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def reap(proc, timeout, own_cpu=False):
     """Blocking wait4 (no polling delay in the measured time, no polling load on the CPUs); a
-    timer kills the process group after `timeout` seconds. Returns (status, rusage, timed_out)."""
+    timer kills the process group after `timeout` seconds. Returns (status, rusage, timed_out,
+    cpu): with own_cpu, cpu is the process's own CPU seconds, read while it is a zombie (wait4's
+    rusage would add every child it reaped: for a tracer, the traced program), else None."""
     fired = threading.Event()
 
     def expire():
@@ -253,11 +277,15 @@ def reap(proc, timeout):
     if timer:
         timer.daemon = True
         timer.start()
+    cpu = None
+    if own_cpu:
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        cpu = own_cpu_seconds(proc.pid)
     _, status, ru = os.wait4(proc.pid, 0)
     if timer:
         timer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return status, ru, fired.is_set()
+    return status, ru, fired.is_set(), cpu
 
 
 def kill_group(proc):
@@ -282,7 +310,7 @@ def run_once(workload, tool, bins, work, cfg, lc):
         if tool == "leakcheck":
             sampler = RssSampler(proc.pid)
             sampler.start()
-        status, ru, timed_out = reap(proc, cfg["timeout"])
+        status, ru, timed_out, cpu = reap(proc, cfg["timeout"], own_cpu=tool == "leakcheck")
         t1 = time.perf_counter()
         if sampler:
             sampler.done.set()
@@ -294,6 +322,8 @@ def run_once(workload, tool, bins, work, cfg, lc):
         return result
     result["wall"] = t1 - t0
     result["maxrss_kb"] = ru.ru_maxrss
+    if cpu is not None:
+        result["cpu"] = cpu
     code = os.waitstatus_to_exitcode(status)
     with open(outfile, "rb") as f:
         result["stdout"] = f.read().decode(errors="replace")
@@ -440,10 +470,11 @@ def run_server(tool, bins, work, cfg, lc):
 def run_floor(bins, stops):
     out = subprocess.run([os.path.join(bins, "floor_probe"), str(stops), "3"], capture_output=True, text=True)
     floors = {m.group(1): float(m.group(2)) for m in re.finditer(r"^FLOOR (\w) ([\d.]+)$", out.stdout, re.M)}
-    table = "\n".join(l for l in out.stdout.splitlines() if not l.startswith("FLOOR "))
+    cpus = {m.group(1): float(m.group(2)) for m in re.finditer(r"^FLOORCPU (\w) ([\d.]+)$", out.stdout, re.M)}
+    table = "\n".join(l for l in out.stdout.splitlines() if not l.startswith(("FLOOR ", "FLOORCPU ")))
     if out.returncode != 0:
         table += "\n(floor_probe failed: " + out.stderr.strip()[-300:] + ")"
-    return floors, table
+    return floors, cpus, table
 
 
 def med(values):
@@ -482,6 +513,7 @@ def markdown_table(header, rows):
 
 
 WORKLOAD_LABELS = {
+    "startup": "W0 startup probe (allocates nothing)",
     "w1-1t": "W1 malloc_storm, 1 thread",
     "w1-4t": "W1 malloc_storm, {t} threads",
     "python": "W2 python3 dict {n}",
@@ -495,10 +527,11 @@ def label(workload, cfg):
                                             f=cfg["cc1_funcs"])
 
 
-def completion_table(results, workloads, tools, floor):
-    header = ["workload", "native", "leakcheck", "valgrind", "heaptrack", "lc slowdown", "lc / valgrind",
-              "lc / heaptrack", "lc events", "stops/event", "lc µs/event", "above floor µs/event",
-              "lc peak RSS", "native RSS", "native allocs+frees/s"]
+def completion_table(results, workloads, tools, floor, floor_cpu):
+    header = ["workload", "native", "leakcheck", "valgrind", "heaptrack", "lc slowdown", "vg slowdown",
+              "ht slowdown", "lc / valgrind", "lc / heaptrack", "lc events", "stops/event", "lc µs/event",
+              "above floor µs/event", "lc CPU µs/event", "CPU above floor µs/event", "lc peak RSS", "native RSS",
+              "native allocs+frees/s"]
     rows = []
     for w in workloads:
         if w == "server":
@@ -513,6 +546,12 @@ def completion_table(results, workloads, tools, floor):
         spe = stops / events if stops and events else None
         per_event = (lcw - nat) / events * 1e6 if lcw and nat and events else None
         above = per_event - spe * floor if per_event is not None and spe and floor else None
+        cpu = med([r.get("cpu") for r in lc_runs])
+        cpu_per_event = cpu / events * 1e6 if cpu is not None and events else None
+        cpu_above = cpu_per_event - spe * floor_cpu if cpu_per_event is not None and spe and floor_cpu else None
+        if w == "startup":
+            # A handful of events: per-event figures would only restate the startup cost.
+            per_event = above = cpu_per_event = cpu_above = None
         vg_runs = ok("valgrind")
         vg_events = med([r.get("vg_allocs", 0) + r.get("vg_frees", 0) for r in vg_runs]) if vg_runs else None
         rate = vg_events / nat if vg_events and nat else None
@@ -520,9 +559,11 @@ def completion_table(results, workloads, tools, floor):
         failed = sum(1 for tool in tools for r in runs.get(tool, []) if not r.get("ok"))
         rows.append([label(w, {**CFG}) + (f" ({failed} failed runs)" if failed else ""),
                      fmt_time(nat), fmt_time(lcw), fmt_time(vg), fmt_time(ht),
-                     fmt_ratio(ratio(lcw, nat)), fmt_ratio(ratio(lcw, vg)), fmt_ratio(ratio(lcw, ht)),
+                     fmt_ratio(ratio(lcw, nat)), fmt_ratio(ratio(vg, nat)), fmt_ratio(ratio(ht, nat)),
+                     fmt_ratio(ratio(lcw, vg)), fmt_ratio(ratio(lcw, ht)),
                      "n/a" if events is None else f"{events:,.0f}", fmt_num(spe, 2), fmt_num(per_event),
-                     fmt_num(above), fmt_kb(med([r.get("rss_kb") for r in lc_runs])),
+                     fmt_num(above), fmt_num(cpu_per_event), fmt_num(cpu_above),
+                     fmt_kb(med([r.get("rss_kb") for r in lc_runs])),
                      fmt_kb(med([r.get("maxrss_kb") for r in ok("native")])), fmt_rate(rate)])
     return markdown_table(header, rows) if rows else ""
 
@@ -575,6 +616,71 @@ def server_table(results, tools, floor, cfg):
                      fmt_kb(med([x.get("rss_kb") for x in r_ok])) if tool.startswith("leakcheck") else "",
                      "; ".join(notes)])
     return markdown_table(header, rows)
+
+
+def crossover_section(results, workloads, tools):
+    """The allocation rate below which leakcheck slows a program down less than each peer.
+
+    Model, for a program of native duration T that allocates or frees at rate r (events/s):
+      leakcheck adds a cost per event only:        slowdown_lc   = 1 + r * c_lc
+      a peer adds a fixed startup S plus per event: slowdown_peer = 1 + S / T + r * c_peer
+    so leakcheck is ahead while r * (c_lc - c_peer) < S / T, i.e. below
+      r* = S / (T * (c_lc - c_peer))      (at every rate when c_lc <= c_peer).
+    Measured, per W2 program (medians): c_lc = (T_lc - T) / E and c_peer = (T_peer - T - S) / E,
+    with E the events leakcheck counted (allocations + frees); S = the peer's time on W0 (a
+    program that allocates nothing) minus its native time. c_peer thus holds all of the peer's
+    cost that is not startup, spread over the events (valgrind slows every instruction, not
+    only allocations), so r* is for a program like this one: its length, its code, another
+    allocation rate. At the program's own rate the model gives back the measured slowdowns."""
+    if not any(w in workloads for w in W2_WORKLOADS) or "leakcheck" not in tools:
+        return ""
+    peers = [p for p in ("valgrind", "heaptrack") if p in tools]
+    if not peers:
+        return ""
+
+    def wall(workload, tool):
+        return med([r["wall"] for r in results.get(workload, {}).get(tool, []) if r.get("ok")])
+
+    startup_native = wall("startup", "native")
+    startup = {p: (max(wall("startup", p) - startup_native, 0.0)
+                   if wall("startup", p) is not None and startup_native is not None else None) for p in peers}
+    header = ["workload", "native time T", "events/s natively (lc's count)", "lc µs/event"]
+    for p in peers:
+        header += [f"{p} startup S", f"{p} µs/event", f"lc ahead of {p} below"]
+    rows = []
+    for w in W2_WORKLOADS:
+        if w not in workloads:
+            continue
+        nat, lcw = wall(w, "native"), wall(w, "leakcheck")
+        events = med([r.get("events") for r in results.get(w, {}).get("leakcheck", []) if r.get("ok")])
+        if not nat or not lcw or not events:
+            continue
+        rate = events / nat
+        c_lc = (lcw - nat) / events
+        row = [label(w, CFG), fmt_time(nat), fmt_rate(rate), fmt_num(c_lc * 1e6)]
+        for p in peers:
+            peer, s = wall(w, p), startup[p]
+            if peer is None or s is None:
+                row += ["n/a", "n/a", "n/a (needs W0 and this run)"]
+                continue
+            c_peer = (peer - nat - s) / events
+            if c_lc <= c_peer:
+                verdict = "any rate"
+            else:
+                crossover = s / (nat * (c_lc - c_peer))
+                verdict = f"{fmt_rate(crossover)} (this program: {'below' if rate < crossover else 'above'})"
+            row += [fmt_time(s), fmt_num(c_peer * 1e6), verdict]
+        rows.append(row)
+    if not rows:
+        return ""
+    model = ("Model: for a program of native duration T making r allocations+frees per second, leakcheck's "
+             "slowdown is 1 + r·c_lc (a cost per event) and a peer's 1 + S/T + r·c_peer (a fixed startup S plus "
+             "a cost per event); leakcheck's is the smaller while r < S / (T·(c_lc − c_peer)), at every rate when "
+             "c_lc ≤ c_peer. c_lc and c_peer: each tool's extra wall time over native on this program (minus S for "
+             "the peer) per event leakcheck counted; S: the peer's extra time on W0. c_peer holds all of the "
+             "peer's non-startup cost (valgrind slows every instruction), so the rate is for a program of this "
+             "length and kind; at its own rate the model gives back the measured slowdowns.")
+    return markdown_table(header, rows) + "\n\n" + model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,9 +767,10 @@ def main():
     try:
         write_inputs(work, cfg)
         log("run_bench: floor probe")
-        floors, floor_table = run_floor(bins, cfg["floor_stops"])
+        floors, floor_cpus, floor_table = run_floor(bins, cfg["floor_stops"])
         print(floor_table, flush=True)
         floor = floors.get("a")
+        floor_cpu = floor_cpus.get("a")
 
         results = {}
         for rep in range(cfg["reps"]):
@@ -706,15 +813,20 @@ def main():
         "",
         "## Run-to-completion workloads (wall time)",
         "",
-        completion_table(results, workloads, tools, floor),
+        completion_table(results, workloads, tools, floor, floor_cpu),
         "",
     ]
+    crossover = crossover_section(results, workloads, tools)
+    if crossover:
+        parts += ["## Crossover allocation rates (W2)", "", crossover, ""]
     if "server" in workloads:
         parts += ["## W3: fixture server under load (loopback, one connection, "
                   f"{cfg['w3_seconds']} s per run)", "", server_table(results, server_tools, floor, cfg), ""]
     parts += [
         "µs/event: leakcheck's extra wall time over native per allocation or free it saw; above floor: "
-        f"minus stops/event x the floor probe's (a) ({fmt_num(floor, 2)} µs/stop). W3's µs/event uses the "
+        f"minus stops/event x the floor probe's (a) ({fmt_num(floor, 2)} µs/stop). CPU µs/event: leakcheck's "
+        "own CPU time (user + sys of its process alone) per event; CPU above floor: minus stops/event x the "
+        f"floor probe's tracer CPU time per stop ({fmt_num(floor_cpu, 2)} µs). W3's µs/event uses the "
         "extra time per request. Native allocs+frees/s: valgrind's \"total heap usage\" counts over "
         "the native wall time. cc1 is what `gcc -c` runs, run directly (leakcheck and valgrind do not "
         "follow the driver's fork into it). lc peak RSS: leakcheck's own VmHWM, sampled every 10 ms.",
