@@ -58,6 +58,14 @@ BreakpointSite* BreakpointSites::plant(Tid tid, RemoteAddr addr, std::string* wh
     return &site;
 }
 
+bool BreakpointSites::set_armed(BreakpointSite& site, bool armed) {
+    if (site.armed == armed) return true;
+    const std::uint8_t byte = armed ? arch::kBreakpointByte : site.original;
+    if (!target_.memory().write(site.addr, {&byte, 1})) return false;
+    site.armed = armed;
+    return true;
+}
+
 void BreakpointSites::forget_range(RemoteAddr lo, RemoteAddr hi) {
     std::erase_if(sites_, [&](const auto& entry) { return entry.first >= lo && entry.first < hi; });
 }

@@ -23,6 +23,13 @@ struct BreakpointSite {
     bool return_site = false;    // a return address of allocator calls
     bool rendezvous = false;     // the dynamic linker's r_brk
     bool landing = false;        // a setjmp's return site: longjmp may arrive here too
+    // A return site also reached when no call of ours is pending (the caller's wrapper, like
+    // CPython's PyMem_Realloc, mostly answers without the allocator) stays planted (so its
+    // copy and a late trap still work) but disarmed, its original byte back in the code,
+    // while no call is pending to it.
+    bool armed = true;
+    std::uint32_t idle_hits = 0;    // return-site stops with no call of ours to return
+    std::uint32_t useful_hits = 0;
 };
 
 class BreakpointSites {
@@ -40,6 +47,8 @@ public:
     [[nodiscard]] std::size_t size() const noexcept { return sites_.size(); }
 
     // Forgets the sites in [lo, hi) without writing: their code was unmapped.
+    // Writes the int3 back (armed) or the original byte (disarmed). False if the write failed.
+    bool set_armed(BreakpointSite& site, bool armed);
     void forget_range(RemoteAddr lo, RemoteAddr hi);
     // Writes every original byte back into `memory` (the target's, or a forked child's copy).
     // Returns how many could not be written.

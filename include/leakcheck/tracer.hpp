@@ -137,7 +137,8 @@ private:
     void note_fatal_signal(Tid tid, int signal);
     bool handle_trap(Tid tid);
     void on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site);
-    void on_return(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site);
+    void on_return(Tid tid, ThreadState& thread, arch::Registers& regs, BreakpointSite& site);
+    void maybe_disarm(BreakpointSite& site);
     void on_marker(ThreadState& thread, HookKind kind, Tid tid, RemoteAddr sp, RemoteAddr ret);
     void on_rendezvous(Tid tid);
     void on_exec(Tid tid);

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -550,6 +551,23 @@ TEST(Hardening, WithoutAllocatorObjectTheLookupFindsTheCLibrarysMalloc) {
             << symbol << "\n" << t.run.err;
     // The program's own calls never reach glibc's malloc, and nothing else calls it.
     expect_nothing_outstanding(t.report);
+}
+
+// A return site passed far more often than any call returns to it (an allocation wrapper that
+// tail-calls malloc once in a hundred calls) is disarmed while no call is pending to it: the
+// counts stay exact and the run takes a few hundred stops, not one per pass (10,107 before).
+TEST(Hardening, AReturnSiteMostlyPassedWithoutACallCostsNoStopPerPass) {
+    const Traced t = trace({"-v"}, {fixture("wrapped_alloc")});
+    ASSERT_TRACED(t);
+    EXPECT_UNHARMED(t, 0);
+    expect_summary(t.report, 100, 3200, 99, 32, 1);
+    ASSERT_EQ(t.report.stacks.size(), 1u) << dump(t.report);
+    EXPECT_TRUE(frame_is(t.report.stacks[0], 0, "main", "wrapped_alloc.c:28"));
+    std::smatch m;
+    const std::regex stats(R"(leakcheck: stops (\d+), entries (\d+), returns (\d+))");
+    ASSERT_TRUE(std::regex_search(t.run.err, m, stats)) << t.run.err;
+    EXPECT_EQ(std::stoul(m[3]), 100u);  // every real return seen
+    EXPECT_LT(std::stoul(m[1]), 1000u) << t.run.err;
 }
 
 }  // namespace
