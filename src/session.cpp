@@ -222,7 +222,8 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
             const StopRouter::Result got = router_.next(nullptr, options_.poll_ns, tid, status, owner);
             if (got == StopRouter::Result::kInterrupted) continue;  // look at the flags
             if (got == StopRouter::Result::kNoChildren) {
-                for (auto& p : processes_) p->target->mark_dead();
+                for (auto& p : processes_)
+                    if (p->target) p->target->mark_dead();
                 break;
             }
             TracedProcess* p = process_of(owner);
