@@ -52,12 +52,20 @@ void report_ended_children(Session& session, const BatchOptions& batch) {
     }
 }
 
-// -v: what the tracing of the first process cost, in stops.
+// -v: what the tracing of the first process cost: stops, stack captures, waits.
 void report_stats(const Session& session) {
     if (!verbose()) return;
     if (const TracerStats* st = session.stats())
         debug("stops " + std::to_string(st->stops) + ", entries " + std::to_string(st->entry_hits) +
               ", returns " + std::to_string(st->return_hits) + ", nested " + std::to_string(st->nested_calls));
+    if (const Unwinder::Stats* u = session.unwind_stats())
+        debug("stacks " + std::to_string(u->captures) + " (" + std::to_string(u->slow_captures) + " by libunwind), " +
+              std::to_string(u->frames) + " frames, " + std::to_string(u->reads) + " stack reads, " +
+              std::to_string(u->rules) + " frame rules compiled");
+    const WaitPolicy::Stats& w = session.wait_policy().stats();
+    debug("waits " + std::to_string(w.waits) + ": " + std::to_string(w.caught_polling) + " caught polling, " +
+          std::to_string(w.polled_then_slept) + " polled in vain (" + std::to_string(w.polled_ns / 1000000) +
+          " ms), " + (session.wait_policy().is_adaptive() ? "adaptive" : "fixed") + " polling");
 }
 
 // Each periodic report also samples every stack's outstanding bytes, so a stack that grows

@@ -88,9 +88,16 @@ int main(int argc, char** argv) {
     std::vector<std::string> hooks;
     app.add_option("--hook", hooks, "Treat SYMBOL as an allocator function: SYMBOL=malloc|calloc|realloc|free|"
                                     "new|new[]|delete|delete[]|aligned_alloc|posix_memalign|mmap|munmap");
-    double poll_us = 0;
-    app.add_option("--poll-us", poll_us, "Poll for the program's next stop this long before sleeping (default 0: sleep at once)")
-        ->check(CLI::Range(0.0, 100000.0));
+    std::string poll_us = "auto";
+    app.add_option("--poll-us", poll_us,
+                   "Poll for the program's next stop this many µs before sleeping; 0: sleep at once; "
+                   "auto (default): poll only while stops come close together")
+        ->check([](const std::string& v) -> std::string {
+            if (v == "auto") return "";
+            char* end = nullptr;
+            const double us = std::strtod(v.c_str(), &end);
+            return !v.empty() && *end == '\0' && us >= 0 && us <= 100000 ? "" : "expects auto or 0..100000";
+        });
     app.add_flag("--pin", options.session.pin,
                  "Run the program's threads and leakcheck on one CPU (faster stops; restored on detach)");
     app.add_option("--log-file", log_file, "Write leakcheck's output to FILE instead of stderr");
@@ -129,7 +136,8 @@ int main(int argc, char** argv) {
         return static_cast<int>(ExitCode::kUsage);
     }
     options.report.max_frames = options.session.tracer.max_frames;
-    options.session.poll_ns = static_cast<std::uint64_t>(poll_us * 1000);
+    if (poll_us != "auto")
+        options.session.wait = WaitPolicy::fixed(static_cast<std::uint64_t>(std::strtod(poll_us.c_str(), nullptr) * 1000));
     options.report.sort = sort == "growth" ? Sort::kGrowth : Sort::kBytes;
     if (legacy) use_legacy_kernel_features();
 

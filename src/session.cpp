@@ -48,6 +48,7 @@ void EventTap::on_alloc(const AllocEvent& event) {
 
 Session::Session(SessionOptions options) : options_(std::move(options)) {
     options_.tracer.intercept_sigint = options_.intercept_sigint;
+    router_.set_wait_policy(options_.wait);
 }
 
 Session::~Session() {
@@ -94,7 +95,6 @@ void Session::launch(const std::vector<std::string>& command) {
     p.target = Target::launch(LaunchOptions{command, options_.env});
     p.pid = p.target->pid();
     p.target->use_router(router_);
-    p.target->set_poll_ns(options_.poll_ns);
     if (options_.pin) p.target->pin_to_one_cpu();
     p.tracer = std::make_unique<Tracer>(*p.target, p.tap, p.modules, options_.tracer);
     if (options_.follow_forks) p.tracer->set_follower(this);
@@ -111,7 +111,6 @@ void Session::attach(pid_t pid) {
     TracedProcess& p = add_process(pid, 0);
     p.target = Target::attach(pid);
     p.target->use_router(router_);
-    p.target->set_poll_ns(options_.poll_ns);
     if (options_.pin) p.target->pin_to_one_cpu();
     p.tracer = std::make_unique<Tracer>(*p.target, p.tap, p.modules, options_.tracer);
     if (options_.follow_forks) p.tracer->set_follower(this);
@@ -130,7 +129,6 @@ void Session::adopt_fork(Tracer& parent, Tid parent_tid, pid_t child) {
     TracedProcess* from = process_of(&parent.target());
     TracedProcess& p = add_process(child, from ? from->pid : 0);
     p.target = Target::adopt(child, parent.target());
-    p.target->set_poll_ns(options_.poll_ns);
     p.tracer = std::make_unique<Tracer>(parent, parent_tid, *p.target, p.tap, p.modules);
     p.tracer->set_follower(this);
     if (from) p.ledger.inherit(from->ledger);
@@ -143,7 +141,6 @@ void Session::adopt_exec(Tracer& parent, pid_t child) {
     TracedProcess* from = process_of(&parent.target());
     TracedProcess& p = add_process(child, from ? from->pid : 0);
     p.target = Target::adopt(child, parent.target());
-    p.target->set_poll_ns(options_.poll_ns);
     p.tracer = std::make_unique<Tracer>(*p.target, p.tap, p.modules, options_.tracer);
     p.tracer->set_follower(this);
     try {
@@ -219,7 +216,7 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
             Tid tid = 0;
             int status = 0;
             Target* owner = nullptr;
-            const StopRouter::Result got = router_.next(nullptr, options_.poll_ns, tid, status, owner);
+            const StopRouter::Result got = router_.next(nullptr, tid, status, owner);
             if (got == StopRouter::Result::kInterrupted) continue;  // look at the flags
             if (got == StopRouter::Result::kNoChildren) {
                 for (auto& p : processes_)

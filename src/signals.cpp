@@ -59,6 +59,8 @@ int take_pending_signal() noexcept {
     return sig;
 }
 
+bool signal_pending() noexcept { return g_pending_signal != 0 || g_alarm != 0; }
+
 bool last_signal_sent_by_process() noexcept { return g_pending_from_user != 0; }
 
 void forget_pending_sigint() noexcept {

@@ -1,6 +1,7 @@
 // Routing of wait statuses among the traced processes (see stop_router.hpp).
 #include "leakcheck/stop_router.hpp"
 
+#include <sched.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "leakcheck/error.hpp"
+#include "leakcheck/signals.hpp"
 #include "leakcheck/target.hpp"
 
 namespace leakcheck {
@@ -56,8 +58,7 @@ Target* StopRouter::owner(Tid tid) const {
     return targets_.front();
 }
 
-StopRouter::Result StopRouter::next(const Target* who, std::uint64_t poll_ns, Tid& tid, int& status,
-                                    Target*& found) {
+StopRouter::Result StopRouter::next(const Target* who, Tid& tid, int& status, Target*& found) {
     for (auto it = held_.begin(); it != held_.end(); ++it) {
         Target* o = owner(it->tid);
         if (who && o != who) continue;
@@ -70,13 +71,24 @@ StopRouter::Result StopRouter::next(const Target* who, std::uint64_t poll_ns, Ti
     for (;;) {
         pid_t got = 0;
         int st = 0;
-        if (poll_ns != 0) {
-            const std::uint64_t until = now_ns() + poll_ns;
-            do {
+        const std::uint64_t start = now_ns();
+        const std::uint64_t budget = wait_.budget_ns();
+        bool caught_polling = false;
+        if (budget != 0) {
+            for (;;) {
                 got = ::waitpid(-1, &st, __WALL | WNOHANG);
-            } while (got == 0 && now_ns() < until);
+                if (got != 0) {
+                    caught_polling = got > 0;
+                    break;
+                }
+                // The session's loop must see leakcheck's signals (a sleep would be cut short).
+                if (!who && signal_pending()) return Result::kInterrupted;
+                if (now_ns() - start >= budget) break;
+                ::sched_yield();
+            }
         }
         if (got == 0) got = ::waitpid(-1, &st, __WALL);
+        if (got > 0) wait_.observe(now_ns() - start, caught_polling);
         if (got < 0) {
             if (errno == EINTR) return Result::kInterrupted;
             if (errno == ECHILD) return Result::kNoChildren;

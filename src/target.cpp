@@ -356,7 +356,7 @@ bool Target::wait(Stop& stop) {
     Tid tid = 0;
     int status = 0;
     Target* owner = nullptr;
-    switch (router_->next(this, poll_ns_, tid, status, owner)) {
+    switch (router_->next(this, tid, status, owner)) {
         case StopRouter::Result::kInterrupted:
             return false;
         case StopRouter::Result::kNoChildren:

@@ -29,7 +29,7 @@ struct SessionOptions {
     // For a prompt: a SIGINT on its way to the program (Ctrl-C on the shared terminal) is not
     // delivered; it stops the program instead, as in gdb.
     bool intercept_sigint = false;
-    std::uint64_t poll_ns = 0;  // see Target::set_poll_ns
+    WaitPolicy wait = WaitPolicy::adaptive();  // how the tracer waits for stops
     bool pin = false;                // see Target::pin_to_one_cpu
     // -f: forked children (and what they exec) are traced too, each with a ledger of its own.
     bool follow_forks = false;
@@ -121,6 +121,10 @@ public:
     [[nodiscard]] bool attached() const noexcept { return root_ && root_->target && !root_->target->launched(); }
     [[nodiscard]] pid_t pid() const noexcept { return root_ ? root_->pid : 0; }
     [[nodiscard]] const ProcessEnd& end() const noexcept;
+    [[nodiscard]] const WaitPolicy& wait_policy() const noexcept { return router_.wait_policy(); }
+    [[nodiscard]] const Unwinder::Stats* unwind_stats() const noexcept {
+        return root_ && root_->tracer ? &root_->tracer->unwind_stats() : nullptr;
+    }
     [[nodiscard]] const TracerStats* stats() const noexcept { return root_ && root_->tracer ? &root_->tracer->stats() : nullptr; }
 
     // follow_forks: the traced processes (the root first), and a child that has ended, taken

@@ -14,6 +14,8 @@ void restore_original_signal_state() noexcept;
 
 // The oldest signal received and not yet taken, or 0.
 int take_pending_signal() noexcept;
+// A signal (or the alarm) arrived and was not taken yet: a wait must return to the caller.
+bool signal_pending() noexcept;
 // Whether the last one was sent by a process (kill) rather than by the terminal (Ctrl-C).
 bool last_signal_sent_by_process() noexcept;
 // Drops a pending SIGINT (the same Ctrl-C was answered another way).

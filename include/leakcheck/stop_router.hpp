@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "leakcheck/types.hpp"
+#include "leakcheck/wait_policy.hpp"
 
 namespace leakcheck {
 
@@ -24,8 +25,9 @@ public:
     [[nodiscard]] const std::vector<Target*>& targets() const noexcept { return targets_; }
 
     // The next wait status for `who` (nullptr: for any Target); its owner in *owner. Polls
-    // waitpid(WNOHANG) for up to poll_ns before blocking.
-    Result next(const Target* who, std::uint64_t poll_ns, Tid& tid, int& status, Target*& owner);
+    // waitpid(WNOHANG) first for as long as the wait policy says, then sleeps in waitpid;
+    // kInterrupted when a signal for leakcheck arrived (see signals.hpp).
+    Result next(const Target* who, Tid& tid, int& status, Target*& owner);
     // The next wait status of one thread (a held one first).
     Result next_of(Tid tid, int& status);
 
@@ -34,6 +36,9 @@ public:
     // it is (a forked child not yet announced by its fork event); the first Target otherwise.
     [[nodiscard]] Target* owner(Tid tid) const;
 
+    void set_wait_policy(const WaitPolicy& policy) noexcept { wait_ = policy; }
+    [[nodiscard]] const WaitPolicy& wait_policy() const noexcept { return wait_; }
+
 private:
     struct Held {
         Tid tid;
@@ -41,6 +46,7 @@ private:
     };
     std::vector<Target*> targets_;
     std::deque<Held> held_;
+    WaitPolicy wait_ = WaitPolicy::adaptive();
 };
 
 }  // namespace leakcheck

@@ -60,14 +60,10 @@ public:
     [[nodiscard]] RemoteMemory& memory() noexcept { return *memory_; }
     [[nodiscard]] const std::unordered_set<Tid>& threads() const noexcept { return threads_; }
 
-    // Blocks until some traced thread stops. Returns false when interrupted by a signal to
-    // leakcheck (EINTR), so the caller can look at its flags. Polls for up to poll_ns first
-    // (see set_poll_ns).
+    // Blocks until some traced thread stops (polling first as the router's WaitPolicy says).
+    // Returns false when interrupted by a signal to leakcheck (EINTR), so the caller can look
+    // at its flags.
     bool wait(Stop& stop);
-    // How long wait() polls before it sleeps. A busy target stops again within microseconds;
-    // a sleeping tracer pays a wake-up, often on another CPU, for every stop, while a poll of a
-    // few tens of microseconds costs an idle target nothing it would notice. 0: always sleep.
-    void set_poll_ns(std::uint64_t ns) noexcept { poll_ns_ = ns; }
     // Pins the target's threads and leakcheck to one CPU (what the CPU a tracer and its tracee
     // share saves is the cross-CPU wake-up of every stop); undo_pinning() restores each
     // thread's own affinity. Only on request: it changes what the program observes.
@@ -129,7 +125,6 @@ private:
     std::unordered_set<Tid> threads_;
     std::unordered_set<Tid> stopped_;
     std::unordered_map<Tid, std::vector<int>> deferred_;
-    std::uint64_t poll_ns_ = 0;
     bool pinned_ = false;
     std::unordered_map<Tid, std::vector<unsigned char>> saved_affinity_;  // cpu_set_t bytes
     std::vector<unsigned char> own_affinity_;

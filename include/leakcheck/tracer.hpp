@@ -93,6 +93,7 @@ public:
     // True once after a SIGINT for the program was intercepted (intercept_sigint).
     bool take_interrupt() noexcept { return std::exchange(interrupted_, false); }
     [[nodiscard]] const TracerStats& stats() const noexcept { return stats_; }
+    [[nodiscard]] const Unwinder::Stats& unwind_stats() const noexcept { return unwinder_.stats(); }
     [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }
     // Names of the hooked functions and the module each was found in (for -v and tests).
     [[nodiscard]] std::vector<std::string> hooked_functions() const;

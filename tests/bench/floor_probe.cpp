@@ -6,11 +6,14 @@
 //   floor_probe [STOPS] [REPS]     defaults: 20000 stops, 3 repetitions per configuration
 //
 // Configurations:
-//   (a) blocking waitpid, tracer and tracee free to move (what leakcheck does)
+//   (a) blocking waitpid, tracer and tracee free to move (leakcheck's --poll-us 0)
 //   (b) tracer pinned to one CPU, tracee free
 //   (c) tracer polling waitpid(WNOHANG) in a spin loop, both free
 //   (d) tracer and tracee pinned to the same CPU
 //   (e) tracer and tracee pinned to two different CPUs
+//   (f) tracer polling as in (c), with sched_yield between polls
+//   (g) leakcheck's adaptive wait (WaitPolicy: polls as in (f) while stops come close
+//       together, for a bounded while, then sleeps as in (a)) -- what leakcheck does by default
 // Prints a table (median and min of REPS runs, µs per stop, and the tracer's own CPU time per
 // stop, user+sys, which is far less noisy than wall time on a loaded machine), then machine-
 // readable lines per configuration: "FLOOR <letter> <median µs/stop>" and
@@ -31,6 +34,8 @@
 #include <string>
 #include <vector>
 
+#include "leakcheck/wait_policy.hpp"
+
 namespace {
 
 struct Config {
@@ -40,7 +45,15 @@ struct Config {
     bool pin_tracee;
     bool same_cpu;  // when both are pinned
     bool poll;
+    bool yield = false;     // sched_yield between polls
+    bool adaptive = false;  // poll as leakcheck's WaitPolicy says, then block
 };
+
+std::uint64_t now_ns() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count());
+}
 
 std::vector<int> allowed_cpus() {
     cpu_set_t set;
@@ -96,6 +109,7 @@ Sample run_once(const Config& cfg, long stops, const std::vector<int>& all, int 
     }
     ptrace(PTRACE_SETOPTIONS, child, nullptr, reinterpret_cast<void*>(PTRACE_O_EXITKILL));
 
+    leakcheck::WaitPolicy policy = leakcheck::WaitPolicy::adaptive();
     long seen = 0;
     user_regs_struct regs{};
     const double cpu0 = cpu_seconds();
@@ -103,9 +117,23 @@ Sample run_once(const Config& cfg, long stops, const std::vector<int>& all, int 
     ptrace(PTRACE_CONT, child, nullptr, nullptr);
     for (;;) {
         pid_t got;
-        if (cfg.poll) {
-            do got = waitpid(child, &status, WNOHANG | __WALL);
-            while (got == 0);
+        if (cfg.adaptive) {
+            const std::uint64_t start = now_ns(), budget = policy.budget_ns();
+            bool caught = false;
+            got = 0;
+            while (budget != 0) {
+                got = waitpid(child, &status, WNOHANG | __WALL);
+                if (got != 0 || now_ns() - start >= budget) break;
+                sched_yield();
+            }
+            if (got != 0) caught = true;
+            else got = waitpid(child, &status, __WALL);
+            policy.observe(now_ns() - start, caught);
+        } else if (cfg.poll) {
+            do {
+                got = waitpid(child, &status, WNOHANG | __WALL);
+                if (got == 0 && cfg.yield) sched_yield();
+            } while (got == 0);
         } else {
             got = waitpid(child, &status, __WALL);
         }
@@ -157,6 +185,8 @@ int main(int argc, char** argv) {
         {'c', "tracer polls waitpid(WNOHANG)", false, false, false, true},
         {'d', "tracer+tracee pinned, same CPU", true, true, true, false},
         {'e', "tracer+tracee pinned, two CPUs", true, true, false, false},
+        {'f', "tracer polls, sched_yield between", false, false, false, true, true},
+        {'g', "leakcheck's adaptive wait", false, false, false, false, false, true},
     };
 
     std::printf("floor probe: %ld int3 stops per run, %d runs per configuration, %zu CPUs allowed%s\n", stops, reps,

@@ -29,7 +29,7 @@ Command line: run_bench.py [--build DIR] [--quick]  (--quick: 1 rep, small workl
 
 Columns: "µs/event" is leakcheck's extra wall time over native divided by the events it saw
 (allocations + frees from its Summary line); "above floor" subtracts from it stops/event times
-the floor probe's µs per bare ptrace stop (configuration (a), what leakcheck does), i.e. what
+the floor probe's µs per bare ptrace stop (configuration (g), leakcheck's default wait), i.e. what
 leakcheck spends beyond the ptrace round trips themselves. "CPU µs/event" is leakcheck's own
 CPU time (user + sys of the leakcheck process alone, read from its zombie before it is reaped)
 per event, and "CPU above floor" subtracts stops/event times the floor probe's tracer CPU time
@@ -769,8 +769,9 @@ def main():
         log("run_bench: floor probe")
         floors, floor_cpus, floor_table = run_floor(bins, cfg["floor_stops"])
         print(floor_table, flush=True)
-        floor = floors.get("a")
-        floor_cpu = floor_cpus.get("a")
+        # (g) is leakcheck's default wait, (a) what it does with --poll-us 0.
+        floor = floors.get("g", floors.get("a"))
+        floor_cpu = floor_cpus.get("g", floor_cpus.get("a"))
 
         results = {}
         for rep in range(cfg["reps"]):
@@ -824,7 +825,7 @@ def main():
                   f"{cfg['w3_seconds']} s per run)", "", server_table(results, server_tools, floor, cfg), ""]
     parts += [
         "µs/event: leakcheck's extra wall time over native per allocation or free it saw; above floor: "
-        f"minus stops/event x the floor probe's (a) ({fmt_num(floor, 2)} µs/stop). CPU µs/event: leakcheck's "
+        f"minus stops/event x the floor probe's (g), leakcheck's wait ({fmt_num(floor, 2)} µs/stop). CPU µs/event: leakcheck's "
         "own CPU time (user + sys of its process alone) per event; CPU above floor: minus stops/event x the "
         f"floor probe's tracer CPU time per stop ({fmt_num(floor_cpu, 2)} µs). W3's µs/event uses the "
         "extra time per request. Native allocs+frees/s: valgrind's \"total heap usage\" counts over "
