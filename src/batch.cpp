@@ -57,7 +57,9 @@ void report_stats(const Session& session) {
     if (!verbose()) return;
     if (const TracerStats* st = session.stats())
         debug("stops " + std::to_string(st->stops) + ", entries " + std::to_string(st->entry_hits) +
-              ", returns " + std::to_string(st->return_hits) + ", nested " + std::to_string(st->nested_calls));
+              ", returns " + std::to_string(st->return_hits) + ", nested " + std::to_string(st->nested_calls) +
+              ", memory reads " + std::to_string(session.memory_reads()) + ", returns passed " +
+              std::to_string(st->passed_returns));
     if (const Unwinder::Stats* u = session.unwind_stats())
         debug("stacks " + std::to_string(u->captures) + " (" + std::to_string(u->slow_captures) + " by libunwind), " +
               std::to_string(u->frames) + " frames, " + std::to_string(u->reads) + " stack reads, " +

@@ -27,6 +27,7 @@ RemoteMemory::~RemoteMemory() {
 
 std::size_t RemoteMemory::read(RemoteAddr addr, std::span<std::uint8_t> out) const noexcept {
     std::size_t done = 0;
+    ++reads_;
     const bool vm_readv = kernel_features().process_vm_readv;
     while (done < out.size()) {
         if (!vm_readv) {
@@ -56,6 +57,7 @@ std::size_t RemoteMemory::read(RemoteAddr addr, std::span<std::uint8_t> out) con
 
 std::size_t RemoteMemory::read_once(RemoteAddr addr, std::span<std::uint8_t> out) const noexcept {
     if (out.empty()) return 0;
+    ++reads_;
     if (kernel_features().process_vm_readv) {
         iovec local{out.data(), out.size()};
         iovec remote{reinterpret_cast<void*>(addr), out.size()};

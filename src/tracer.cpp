@@ -79,7 +79,9 @@ Tracer::Tracer(Target& target, EventSink& sink, ModuleMap& modules, const Tracer
       scratch_(target),
       sites_(target, scratch_),
       unwinder_(modules_, images_),
-      frames_(std::max<std::size_t>(options.max_frames, 1)) {
+      // One more than a stack keeps: a free's stack, taken at its entry, starts with the
+      // release function itself.
+      frames_(std::max<std::size_t>(options.max_frames, 1) + 1) {
     page_size_ = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
@@ -221,7 +223,7 @@ void Tracer::note_fatal_signal(Tid tid, int signal) {
     }
     arch::Registers regs;
     if (!target_.get_regs(tid, regs)) return;
-    const std::size_t n = unwinder_.capture(target_.memory(), regs, frames_);
+    const std::size_t n = unwinder_.capture(target_.memory(), regs, stack_frames());
     end_.crash_tid = tid;
     end_.crash_stack.assign(frames_.begin(), frames_.begin() + static_cast<std::ptrdiff_t>(n));
 }
@@ -284,7 +286,14 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
     const HookedFunction& hook = hooks_[static_cast<std::size_t>(site.hook)];
     const RemoteAddr sp = regs.sp();
     RemoteAddr ret = 0;
-    if (!target_.memory().read_value(sp, ret)) return;
+    // An allocation's stack is the same at the entry as at the return (the caller's frames and
+    // callee-saved registers are the same), so it is taken here, from the one stack read that
+    // also gives the return address: the return stop then reads nothing. A release, or a call
+    // made from inside a pending one (most likely nested: operator new's malloc), needs only
+    // the return address.
+    const bool likely_nested = !thread.pending.empty() && thread.pending.back().expected_sp > sp + 8;
+    const bool stack_read = !is_release(hook.kind) && !is_marker(hook.kind) && !likely_nested;
+    if (stack_read ? !unwinder_.begin(target_.memory(), regs, ret) : !target_.memory().read_value(sp, ret)) return;
     if (is_marker(hook.kind)) return on_marker(thread, hook.kind, tid, sp, ret);
 
     const bool tail_call = thread.last_entry_serial + 1 == thread.serial && thread.last_entry_sp == sp &&
@@ -320,13 +329,16 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
             return;
         }
         const FreeKind kind = free_kind(hook.kind);
+        // The C library's own frees (tcache flushed at thread exit, stdio buffers) of blocks
+        // the program freed already are neither double frees nor the program's: no stack.
+        const bool internal = hook.module->contains(ret);
         StackId stack = 0;
-        if (options_.free_stacks || sink_.wants_free_stack(ptr, kind)) {
+        if (options_.free_stacks || (!internal && sink_.wants_free_stack(ptr, kind))) {
             // From the entry: frame 0 is the release function itself, frame 1 its caller.
             const std::size_t n = unwinder_.capture(target_.memory(), regs, frames_);
             if (n > 1) stack = sink_.intern_stack({frames_.data() + 1, n - 1});
         }
-        sink_.on_free(FreeEvent{ptr, stack, tid, kind, now_ns(), hook.module->contains(ret)});
+        sink_.on_free(FreeEvent{ptr, stack, tid, kind, now_ns(), internal});
         return;
     }
 
@@ -350,7 +362,18 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
         ++stats_.unobserved_calls;
         return;
     }
-    thread.pending.push_back(PendingCall{ret, sp + 8, site.hook, {regs.arg(0), regs.arg(1), regs.arg(2), regs.arg(3)}});
+    PendingCall call{ret, sp + 8, site.hook, false, 0, {regs.arg(0), regs.arg(1), regs.arg(2), regs.arg(3)}};
+    if (stack_read) {
+        // Unwound as from the return: the caller's registers are the entry's, but for pc and sp
+        // (the allocator's own unwind information, which a static binary may lack, is not used).
+        arch::Registers at_return = regs;
+        at_return.set_pc(ret);
+        at_return.set_sp(sp + 8);
+        const std::size_t n = unwinder_.finish(at_return, stack_frames());
+        call.has_stack = true;
+        call.stack = sink_.intern_stack({frames_.data(), n});
+    }
+    thread.pending.push_back(call);
     // realloc's old block is released at entry: once realloc runs, another thread's malloc may
     // be handed that address and return before this call does. A failed realloc undoes it.
     if ((hook.kind == HookKind::kRealloc || hook.kind == HookKind::kReallocArray) && regs.arg(0) != 0)
@@ -402,6 +425,7 @@ void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, Brea
                                     (site.landing && pending.back().expected_sp == sp)))
             pending.pop_back();
         ++site.idle_hits;
+        ++stats_.passed_returns;
         maybe_disarm(site);
         return;
     }
@@ -422,8 +446,7 @@ void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, Brea
     if (is_mapping(kind)) {
         if (outcome.freed) sink_.on_unmap(UnmapEvent{outcome.freed, outcome.freed_size, tid, now});
         if (outcome.allocated) {
-            const std::size_t n = unwinder_.capture(target_.memory(), regs, frames_);
-            const StackId stack = sink_.intern_stack({frames_.data(), n});
+            const StackId stack = stack_at_return(call, regs);
             const std::uint64_t size = kind == HookKind::kShmat ? sysv_shm_size(call.args[0]) : outcome.size;
             sink_.on_map(MapEvent{outcome.allocated, size, stack, tid,
                                   kind == HookKind::kShmat ? MapKind::kSharedMemory : MapKind::kMmap, now});
@@ -434,10 +457,15 @@ void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, Brea
     if ((kind == HookKind::kRealloc || kind == HookKind::kReallocArray) && call.args[0] != 0 && !outcome.freed)
         sink_.on_release_undone(call.args[0]);
     if (outcome.allocated) {
-        const std::size_t n = unwinder_.capture(target_.memory(), regs, frames_);
-        const StackId stack = sink_.intern_stack({frames_.data(), n});
+        const StackId stack = stack_at_return(call, regs);
         sink_.on_alloc(AllocEvent{outcome.allocated, outcome.size, stack, tid, alloc_kind(kind), now});
     }
+}
+
+StackId Tracer::stack_at_return(const PendingCall& call, const arch::Registers& regs) {
+    if (call.has_stack) return call.stack;
+    const std::size_t n = unwinder_.capture(target_.memory(), regs, stack_frames());
+    return sink_.intern_stack({frames_.data(), n});
 }
 
 void Tracer::on_rendezvous(Tid tid) {

@@ -332,8 +332,22 @@ Unwinder::~Unwinder() {
 
 std::size_t Unwinder::capture(const RemoteMemory& memory, const arch::Registers& regs, std::span<RemoteAddr> out) {
     if (out.empty()) return 0;
+    impl_->begin_capture(memory, regs);
+    return finish(regs, out);
+}
+
+bool Unwinder::begin(const RemoteMemory& memory, const arch::Registers& regs, RemoteAddr& top) {
     Impl& s = *impl_;
     s.begin_capture(memory, regs);
+    if (s.snap_len < sizeof top) return false;
+    std::memcpy(&top, s.snap_bytes.get(), sizeof top);
+    return true;
+}
+
+std::size_t Unwinder::finish(const arch::Registers& from, std::span<RemoteAddr> out) {
+    if (out.empty()) return 0;
+    Impl& s = *impl_;
+    s.regs = &from;
     ++s.stats.captures;
     std::size_t n = 0;
     if (!s.capture_fast(out, n)) {

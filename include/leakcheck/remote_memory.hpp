@@ -39,10 +39,13 @@ public:
     bool write(RemoteAddr addr, std::span<const std::uint8_t> data) const noexcept;
 
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+    // Calls of read() and read_once() so far (each one syscall or more): what -v reports.
+    [[nodiscard]] std::uint64_t reads() const noexcept { return reads_; }
 
 private:
     pid_t pid_;
     int mem_fd_ = -1;
+    mutable std::uint64_t reads_ = 0;
 };
 
 }  // namespace leakcheck

@@ -122,6 +122,10 @@ public:
     [[nodiscard]] pid_t pid() const noexcept { return root_ ? root_->pid : 0; }
     [[nodiscard]] const ProcessEnd& end() const noexcept;
     [[nodiscard]] const WaitPolicy& wait_policy() const noexcept { return router_.wait_policy(); }
+    // Reads of the first process's memory so far (0 when none is traced).
+    [[nodiscard]] std::uint64_t memory_reads() const noexcept {
+        return root_ && root_->target ? root_->target->memory().reads() : 0;
+    }
     [[nodiscard]] const Unwinder::Stats* unwind_stats() const noexcept {
         return root_ && root_->tracer ? &root_->tracer->unwind_stats() : nullptr;
     }

@@ -36,6 +36,7 @@ struct TracerStats {
     std::uint64_t return_hits = 0;
     std::uint64_t nested_calls = 0;     // allocator calls made by allocator functions
     std::uint64_t unobserved_calls = 0; // calls whose return site could not be planted
+    std::uint64_t passed_returns = 0;   // return sites reached with no call pending there
 };
 
 class Tracer;
@@ -120,7 +121,9 @@ private:
         RemoteAddr return_addr;
         RemoteAddr expected_sp;  // sp once the call has returned
         std::int16_t hook;
-        std::uint64_t args[4];
+        bool has_stack = false;  // the caller's stack was taken at the entry (else: at the return)
+        StackId stack = 0;
+        std::uint64_t args[4] = {};
     };
     struct ThreadState {
         std::vector<PendingCall> pending;
@@ -140,6 +143,9 @@ private:
     void on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site);
     void on_return(Tid tid, ThreadState& thread, arch::Registers& regs, BreakpointSite& site);
     void maybe_disarm(BreakpointSite& site);
+    StackId stack_at_return(const PendingCall& call, const arch::Registers& regs);
+    // The capture buffer for a stack that starts at the stopped pc (max_frames of it).
+    std::span<RemoteAddr> stack_frames() noexcept { return std::span<RemoteAddr>(frames_).first(frames_.size() - 1); }
     void on_marker(ThreadState& thread, HookKind kind, Tid tid, RemoteAddr sp, RemoteAddr ret);
     void on_rendezvous(Tid tid);
     void on_exec(Tid tid);

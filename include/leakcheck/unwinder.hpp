@@ -31,6 +31,15 @@ public:
     std::size_t capture(const RemoteMemory& memory, const arch::Registers& regs,
                         std::span<RemoteAddr> out);
 
+    // capture() in two steps, for a stop that must look at the top of the stack before it knows
+    // whether it wants the stack: begin() reads the snapshot capture() would read and gives the
+    // word at sp (false if unreadable); finish() then unwinds over that snapshot from `from`:
+    // the same registers, or others whose sp is at or above begin()'s (a function's entry
+    // seen as the return to its caller: pc the return address, sp 8 higher). Nothing else may
+    // use the Unwinder in between.
+    bool begin(const RemoteMemory& memory, const arch::Registers& regs, RemoteAddr& top);
+    std::size_t finish(const arch::Registers& from, std::span<RemoteAddr> out);
+
     // The same through libunwind alone, with its caches off: the reference the fast path must
     // agree with frame for frame (tests compare the two).
     std::size_t capture_with_libunwind(const RemoteMemory& memory, const arch::Registers& regs,

@@ -21,6 +21,9 @@ Knobs (environment variables; defaults keep a full run near 10 minutes on 2 core
   BENCH_W3_ATTACH=auto      auto|yes|no: also measure W3 with `leakcheck -p PID --duration`
                             (auto: when leakcheck has --duration)
   BENCH_FLOOR_STOPS=20000   int3 stops per floor-probe run
+  BENCH_WAIT_CHOICES=1      also run W1 (1 thread) and python under leakcheck --poll-us 0 (always
+                            sleep in waitpid) and --pin (program and tracer on one CPU): the
+                            per-event cost of each way of waiting for a stop (0: skip)
   BENCH_TIMEOUT=900         seconds before one run is killed (and reported as failed)
   BENCH_BUILD=build         leakcheck's build directory (leakcheck binary, bench programs, results)
   BENCH_LEAKCHECK=PATH      measure this leakcheck binary instead of <build>/leakcheck
@@ -61,6 +64,9 @@ BENCH_SRC = os.path.join(ROOT, "tests", "bench")
 ALL_WORKLOADS = ["startup", "w1-1t", "w1-4t", "python", "sqlite", "cc1", "server"]
 W2_WORKLOADS = ["python", "sqlite", "cc1"]
 ALL_TOOLS = ["native", "leakcheck", "valgrind", "heaptrack"]
+# leakcheck's other ways of waiting for a stop, measured on these workloads (BENCH_WAIT_CHOICES).
+WAIT_CHOICES = {"leakcheck-sleep": ["--poll-us", "0"], "leakcheck-pin": ["--pin"]}
+WAIT_WORKLOADS = ["w1-1t", "python"]
 
 
 def env_int(name, default):
@@ -216,6 +222,8 @@ def tool_prefix(tool, logfile, tmpdir, lc):
         return []
     if tool == "leakcheck":
         return [lc, "-v", "--log-file", logfile, "--"]
+    if tool in WAIT_CHOICES:
+        return [lc, "-v"] + WAIT_CHOICES[tool] + ["--log-file", logfile, "--"]
     if tool == "valgrind":
         return ["valgrind", "--tool=memcheck", "--run-libc-freeres=no", f"--log-file={logfile}"]
     if tool == "heaptrack":
@@ -224,7 +232,7 @@ def tool_prefix(tool, logfile, tmpdir, lc):
 
 
 def parse_tool_log(tool, text, result):
-    if tool == "leakcheck":
+    if tool.startswith("leakcheck"):
         m = re.search(r"stops (\d+), entries (\d+), returns (\d+)", text)
         if m:
             result["stops"], result["entries"], result["returns"] = map(int, m.groups())
@@ -307,10 +315,10 @@ def run_once(workload, tool, bins, work, cfg, lc):
         t0 = time.perf_counter()
         proc = start(full, stdin_path, out, err)
         sampler = None
-        if tool == "leakcheck":
+        if tool.startswith("leakcheck"):
             sampler = RssSampler(proc.pid)
             sampler.start()
-        status, ru, timed_out, cpu = reap(proc, cfg["timeout"], own_cpu=tool == "leakcheck")
+        status, ru, timed_out, cpu = reap(proc, cfg["timeout"], own_cpu=tool.startswith("leakcheck"))
         t1 = time.perf_counter()
         if sampler:
             sampler.done.set()
@@ -377,6 +385,35 @@ def run_client(bins, port, cfg, quit_after):
     if out.returncode != 0 or not m:
         return None
     return {"requests": int(m.group(1)), "rps": float(m.group(3))}
+
+
+def wait_table(results, floors, floor_cpus):
+    """leakcheck's ways of waiting for a stop, side by side, with the floor probe's matching
+    configuration: (g) adaptive, (a) always sleeping, (d) both pinned to one CPU."""
+    header = ["workload", "wait", "wall", "slowdown", "stops/event", "µs/event", "floor µs/stop",
+              "above floor µs/event", "lc CPU µs/event"]
+    choices = [("leakcheck", "adaptive (default)", "g"), ("leakcheck-sleep", "--poll-us 0: sleep", "a"),
+               ("leakcheck-pin", "--pin: one CPU", "d")]
+    rows = []
+    for w in WAIT_WORKLOADS:
+        runs = results.get(w, {})
+        ok = lambda t: [r for r in runs.get(t, []) if r.get("ok")]
+        nat = med([r["wall"] for r in ok("native")])
+        for tool, name, letter in choices:
+            if not ok(tool):
+                continue
+            wall = med([r["wall"] for r in ok(tool)])
+            events = med([r.get("events") for r in ok(tool)])
+            stops = med([r.get("stops") for r in ok(tool)])
+            cpu = med([r.get("cpu") for r in ok(tool)])
+            spe = stops / events if stops and events else None
+            per_event = (wall - nat) / events * 1e6 if wall and nat and events else None
+            floor = floors.get(letter)
+            above = per_event - spe * floor if per_event is not None and spe and floor else None
+            rows.append([label(w, {**CFG}), name, fmt_time(wall), fmt_ratio(wall / nat if wall and nat else None),
+                         fmt_num(spe, 2), fmt_num(per_event), fmt_num(floor), fmt_num(above),
+                         fmt_num(cpu / events * 1e6 if cpu is not None and events else None)])
+    return markdown_table(header, rows) if rows else ""
 
 
 def run_server(tool, bins, work, cfg, lc):
@@ -729,6 +766,7 @@ def main():
         "w3_seconds": env_int("BENCH_W3_SECONDS", 2 if quick else 5),
         "w3_max_requests": env_int("BENCH_W3_MAX_REQUESTS", 1000000),
         "floor_stops": env_int("BENCH_FLOOR_STOPS", 5000 if quick else 20000),
+        "wait_choices": env_int("BENCH_WAIT_CHOICES", 1),
         "timeout": env_int("BENCH_TIMEOUT", 900),
     }
     CFG.update(cfg)
@@ -776,7 +814,9 @@ def main():
         results = {}
         for rep in range(cfg["reps"]):
             for w in workloads:
-                for tool in (server_tools if w == "server" else tools):
+                extra = [t for t in WAIT_CHOICES if cfg["wait_choices"] and "leakcheck" in tools
+                         and w in WAIT_WORKLOADS]
+                for tool in (server_tools if w == "server" else tools + extra):
                     t0 = time.monotonic()
                     if w == "server":
                         r = run_server(tool, bins, work, cfg, lc)
@@ -817,6 +857,9 @@ def main():
         completion_table(results, workloads, tools, floor, floor_cpu),
         "",
     ]
+    waits = wait_table(results, floors, floor_cpus) if cfg["wait_choices"] else ""
+    if waits:
+        parts += ["## leakcheck's ways of waiting for a stop", "", waits, ""]
     crossover = crossover_section(results, workloads, tools)
     if crossover:
         parts += ["## Crossover allocation rates (W2)", "", crossover, ""]
