@@ -85,6 +85,18 @@ bool ElfImage::parse(std::string* why) {
     std::uint64_t versym_offset = 0;
     for (unsigned i = 0; i < eh->e_shnum; ++i)
         if (sh[i].sh_type == SHT_GNU_versym) versym_offset = sh[i].sh_offset;
+    if (eh->e_shstrndx < eh->e_shnum) {
+        const Elf64_Shdr& names = sh[eh->e_shstrndx];
+        static constexpr std::string_view kEhFrame = ".eh_frame";
+        for (unsigned i = 0; i < eh->e_shnum && names.sh_offset <= size_ && names.sh_size <= size_ - names.sh_offset;
+             ++i) {
+            if (sh[i].sh_type != SHT_PROGBITS || sh[i].sh_name >= names.sh_size) continue;
+            const char* name = reinterpret_cast<const char*>(data_ + names.sh_offset + sh[i].sh_name);
+            const std::size_t room = names.sh_size - sh[i].sh_name;
+            if (strnlen(name, room) == kEhFrame.size() && kEhFrame == std::string_view(name, kEhFrame.size()))
+                eh_frame_ = ElfSegment{sh[i].sh_addr, sh[i].sh_offset, sh[i].sh_size, sh[i].sh_size, 0};
+        }
+    }
     for (unsigned i = 0; i < eh->e_shnum; ++i) {
         if (sh[i].sh_type != SHT_DYNSYM && sh[i].sh_type != SHT_SYMTAB) continue;
         if (sh[i].sh_entsize != sizeof(Elf64_Sym) || sh[i].sh_link >= eh->e_shnum) continue;

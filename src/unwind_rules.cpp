@@ -3,6 +3,7 @@
 // would do differently, or the fast path does not model, compiles to a slow rule.
 #include "unwind_rules.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -375,12 +376,100 @@ bool parse_cie(ByteReader in, RemoteAddr cie_addr, Cie& cie) {
 
 }  // namespace
 
+// The index a linker writes into .eh_frame_hdr, built from .eh_frame itself: every FDE's
+// initial location and address, sorted, as int32 offsets from the start of .eh_frame.
+void UnwindRules::index_eh_frame(const Module& module, const ElfImage& image, const ElfSegment& eh_frame,
+                                 ModuleTable& table) {
+    const RemoteAddr base = module.to_remote(eh_frame.vaddr);
+    ByteReader in;
+    if (!read_only_bytes(module, image, base, in)) return;
+    const ByteReader whole = in;
+    in.limit(base + eh_frame.filesz);
+    if (!in.ok()) return;
+    std::vector<std::pair<std::int32_t, std::int32_t>> index;
+    std::unordered_map<RemoteAddr, std::uint8_t> fde_encodings;  // by CIE
+    const auto offset_of = [&](RemoteAddr a, std::int32_t& out) {
+        const std::int64_t off = static_cast<std::int64_t>(a - base);
+        if (off < std::numeric_limits<std::int32_t>::min() || off > std::numeric_limits<std::int32_t>::max())
+            return false;
+        out = static_cast<std::int32_t>(off);
+        return true;
+    };
+    while (!in.at_end()) {
+        const RemoteAddr entry = in.addr();
+        std::uint64_t length = in.fixed<std::uint32_t>();
+        bool wide = false;
+        if (length == 0xffffffff) {
+            length = in.fixed<std::uint64_t>();
+            wide = true;
+        }
+        if (!in.ok() || length == 0) break;  // the terminator
+        const RemoteAddr end = in.addr() + length;
+        const RemoteAddr id_field = in.addr();
+        const std::uint64_t id = wide ? in.fixed<std::uint64_t>() : in.fixed<std::uint32_t>();
+        if (!in.ok()) break;
+        if (id != 0) {  // an FDE; its id is the distance back to its CIE
+            const RemoteAddr cie_addr = id_field - id;
+            auto [enc, fresh] = fde_encodings.try_emplace(cie_addr, DW_EH_PE_omit);
+            if (fresh) {
+                Cie cie;
+                if (parse_cie(whole, cie_addr, cie)) enc->second = cie.fde_encoding;
+            }
+            std::uint64_t start = 0;
+            std::int32_t start_off = 0, fde_off = 0;
+            if (enc->second != DW_EH_PE_omit && in.pointer(enc->second, start) && start != 0 &&
+                offset_of(start, start_off) && offset_of(entry, fde_off))
+                index.emplace_back(start_off, fde_off);
+        }
+        in = whole;
+        in.seek(end);
+        in.limit(base + eh_frame.filesz);
+        if (!in.ok()) break;
+    }
+    if (index.empty()) return;
+    std::sort(index.begin(), index.end());
+    table.own.resize(index.size() * 8);
+    for (std::size_t i = 0; i < index.size(); ++i) {
+        std::memcpy(table.own.data() + i * 8, &index[i].first, 4);
+        std::memcpy(table.own.data() + i * 8 + 4, &index[i].second, 4);
+    }
+    table.entries = table.own.data();
+    table.fde_count = static_cast<std::uint32_t>(index.size());
+    table.hdr = base;
+    table.synthetic = next_synthetic_;
+    next_synthetic_ += kSyntheticStride;
+    synthetic_.push_back(&table);
+    table.info.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+    table.info.start_ip = module.start;
+    table.info.end_ip = module.end;
+    table.info.u.rti.name_ptr = 0;
+    table.info.u.rti.segbase = base;
+    table.info.u.rti.table_data = table.synthetic;
+    table.info.u.rti.table_len = table.fde_count * 8 / sizeof(unw_word_t);
+    table.valid = true;
+}
+
+bool UnwindRules::read_synthetic(RemoteAddr addr, std::uint64_t& value) const {
+    for (const ModuleTable* t : synthetic_) {
+        if (addr < t->synthetic || addr - t->synthetic >= t->own.size()) continue;
+        const std::size_t off = addr - t->synthetic;
+        value = 0;
+        std::memcpy(&value, t->own.data() + off, std::min<std::size_t>(sizeof value, t->own.size() - off));
+        return true;
+    }
+    return false;
+}
+
 const ModuleTable& UnwindRules::table_for(const Module& module) {
     auto [it, inserted] = tables_.try_emplace(&module);
     if (!inserted) return it->second;
     ModuleTable& table = it->second;
     const ElfImage* image = images_.get(module);
-    if (!image || !image->eh_frame_hdr()) return table;
+    if (!image) return table;
+    if (!image->eh_frame_hdr()) {
+        if (const std::optional<ElfSegment> eh_frame = image->eh_frame()) index_eh_frame(module, *image, *eh_frame, table);
+        return table;
+    }
     const ElfSegment hdr = *image->eh_frame_hdr();
     std::uint8_t head[12];
     if (!image->read_vaddr(hdr.vaddr, head)) return table;
@@ -532,11 +621,13 @@ const FrameRule& UnwindRules::rule_for(RemoteAddr lookup) {
 }
 
 void UnwindRules::forget(const Module& module) {
+    if (auto it = tables_.find(&module); it != tables_.end()) std::erase(synthetic_, &it->second);
     tables_.erase(&module);
     rules_.erase_if([&](RemoteAddr lookup) { return module.contains(lookup); });
 }
 
 void UnwindRules::forget_all() {
+    synthetic_.clear();
     tables_.clear();
     rules_.clear();
 }

@@ -26,14 +26,22 @@ constexpr unsigned kRsp = 7;
 constexpr unsigned kRip = 16;
 
 // The eh_frame_hdr search table of one module: in the form libunwind searches remotely, and
-// as bytes of the file for the fast path.
+// as bytes of the file for the fast path. A module without the index (a static link without
+// --eh-frame-hdr) gets one built here from its .eh_frame; libunwind reads that one at an
+// address no process has (kSyntheticBase and up), which the unwinder serves from `own`.
 struct ModuleTable {
     bool valid = false;
     unw_dyn_info_t info{};
-    RemoteAddr hdr = 0;                     // eh_frame_hdr in the target
+    RemoteAddr hdr = 0;                     // what the entries are relative to, in the target
     const std::uint8_t* entries = nullptr;  // fde_count (initial location, FDE) pairs, int32 each
     std::uint32_t fde_count = 0;
+    std::vector<std::uint8_t> own;          // the entries, when built here
+    RemoteAddr synthetic = 0;               // where libunwind reads `own`
 };
+
+// Above every user-space address of x86-64 (and below the kernel's): never a target address.
+constexpr RemoteAddr kSyntheticBase = 0x8000'0000'0000'0000ULL;
+constexpr RemoteAddr kSyntheticStride = RemoteAddr{1} << 32;
 
 // How to unwind a frame whose lookup address is a given one, compiled from its CFI row.
 struct FrameRule {
@@ -127,6 +135,8 @@ public:
 
     const ModuleTable& table_for(const Module& module);
     const FrameRule& rule_for(RemoteAddr lookup);
+    // A word of an index built here, for libunwind (see ModuleTable); false outside them.
+    bool read_synthetic(RemoteAddr addr, std::uint64_t& value) const;
 
     // A module went away (dlclose, exec): drop what was cached about its addresses.
     void forget(const Module& module);
@@ -134,11 +144,14 @@ public:
 
 private:
     FrameRule compile(const Module& module, RemoteAddr lookup);
+    void index_eh_frame(const Module& module, const ElfImage& image, const ElfSegment& eh_frame, ModuleTable& table);
 
     const ModuleMap& modules_;
     ModuleImages& images_;
     std::uint64_t& compiled_;
-    std::unordered_map<const Module*, ModuleTable> tables_;
+    std::unordered_map<const Module*, ModuleTable> tables_;  // node-based: tables do not move
+    std::vector<const ModuleTable*> synthetic_;               // tables with an index built here
+    RemoteAddr next_synthetic_ = kSyntheticBase;
     RuleCache rules_;
 };
 

@@ -142,6 +142,8 @@ bool Unwinder::Impl::read_word(RemoteAddr addr, unw_word_t& value) {
             }
         }
     }
+    // An index built for a module without one (addresses no process has).
+    if (addr >= detail::kSyntheticBase) return rules.read_synthetic(addr, value);
     // Read-only parts of a module (eh_frame, its index) come from the file, not the process.
     // Unwinding reads many words of the same table in a row: remember the last segment.
     if (addr >= ro.start && addr + sizeof value <= ro.end) {

@@ -42,6 +42,9 @@ public:
     [[nodiscard]] bool has_interpreter() const noexcept;    // PT_INTERP: a dynamic executable
     [[nodiscard]] const std::vector<ElfSegment>& loads() const noexcept { return loads_; }
     [[nodiscard]] std::optional<ElfSegment> eh_frame_hdr() const noexcept { return eh_frame_hdr_; }
+    // The .eh_frame section (from the section headers; vaddr, offset and size), which a static
+    // link without --eh-frame-hdr has without the index above.
+    [[nodiscard]] std::optional<ElfSegment> eh_frame() const noexcept { return eh_frame_; }
     [[nodiscard]] std::optional<ElfSegment> dynamic() const noexcept { return dynamic_; }
 
     // A defined global or weak symbol of .dynsym with its default version (what the dynamic
@@ -86,6 +89,7 @@ private:
     bool interp_ = false;
     std::vector<ElfSegment> loads_;
     std::optional<ElfSegment> eh_frame_hdr_;
+    std::optional<ElfSegment> eh_frame_;
     std::optional<ElfSegment> dynamic_;
     SymbolTable dynsym_;
     SymbolTable symtab_;

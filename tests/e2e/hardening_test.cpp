@@ -502,16 +502,31 @@ TEST(Hardening, StaticBinaryWithAnEhFrameIndexUnwindsThroughTheCLibrary) {
     expect_static_leak_full_stacks(t.report);
 }
 
-// A plain -static link has .eh_frame but no PT_GNU_EH_FRAME index. Disabled until the
-// unwinder reads .eh_frame without the index: the C library's frames (compiled without frame
-// pointers) now end the stack after frame #0, or continue into a garbage address.
-TEST(Hardening, DISABLED_StaticBinaryWithoutAnEhFrameIndexUnwindsThroughTheCLibrary) {
+// A plain -static link has .eh_frame but no PT_GNU_EH_FRAME index: leakcheck builds the index
+// itself, and the stacks are the ones the indexed build of the same source gets, frame for
+// frame (the C library's functions have no frame pointers to guess from).
+TEST(Hardening, StaticBinaryWithoutAnEhFrameIndexUnwindsThroughTheCLibrary) {
     TempDir dir;
     const StaticBuild b = build_static(dir, {});
     if (b.exe.empty()) GTEST_SKIP() << b.skip;
+    TempDir indexed_dir;
+    const StaticBuild indexed = build_static(indexed_dir, {"-Wl,--eh-frame-hdr"});
+    ASSERT_FALSE(indexed.exe.empty()) << indexed.skip;
     const Traced t = trace({}, {b.exe});
+    const Traced reference = trace({}, {indexed.exe});
     ASSERT_TRACED(t);
+    ASSERT_TRACED(reference);
+    EXPECT_UNHARMED(t, 0);
     expect_static_leak_full_stacks(t.report);
+    ASSERT_EQ(t.report.stacks.size(), reference.report.stacks.size()) << dump(t.report) << dump(reference.report);
+    for (std::size_t i = 0; i < t.report.stacks.size(); ++i) {
+        const Stack& got = t.report.stacks[i];
+        const Stack& want = reference.report.stacks[i];
+        EXPECT_EQ(got.bytes, want.bytes);
+        ASSERT_EQ(got.frames.size(), want.frames.size()) << dump_stacks({got}) << dump_stacks({want});
+        for (std::size_t f = 0; f < got.frames.size(); ++f)
+            EXPECT_EQ(got.frames[f].function, want.frames[f].function) << dump_stacks({got}) << dump_stacks({want});
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -37,6 +37,33 @@ TEST(ElfImage, FunctionContainingAnAddressInsideIt) {
     EXPECT_FALSE(image->function_containing(0).has_value());
 }
 
+// .eh_frame is found by its section name; it lies inside a read-only PT_LOAD segment, after
+// its index (GNU ld puts .eh_frame_hdr first).
+TEST(ElfImage, EhFrameSectionBesideItsIndex) {
+    const auto image = ElfImage::open(kFibLeak);
+    ASSERT_NE(image, nullptr);
+    const auto eh_frame = image->eh_frame();
+    const auto hdr = image->eh_frame_hdr();
+    ASSERT_TRUE(eh_frame.has_value());
+    ASSERT_TRUE(hdr.has_value());
+    EXPECT_GT(eh_frame->filesz, 0u);
+    EXPECT_GT(eh_frame->vaddr, hdr->vaddr);
+    bool in_read_only_load = false;
+    for (const ElfSegment& seg : image->loads())
+        if ((seg.flags & PF_W) == 0 && eh_frame->vaddr >= seg.vaddr &&
+            eh_frame->vaddr + eh_frame->filesz <= seg.vaddr + seg.filesz)
+            in_read_only_load = true;
+    EXPECT_TRUE(in_read_only_load);
+    // Its first record is a CIE: a length, then a CIE id of 0.
+    std::uint8_t head[8];
+    ASSERT_TRUE(image->read_vaddr(eh_frame->vaddr, head));
+    std::uint32_t length = 0, id = 1;
+    std::memcpy(&length, head, 4);
+    std::memcpy(&id, head + 4, 4);
+    EXPECT_GT(length, 0u);
+    EXPECT_EQ(id, 0u);
+}
+
 TEST(ElfImage, TruncatedSectionHeadersAreDamageNotAFailure) {
     std::ifstream in(kFibLeak, std::ios::binary);
     std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
