@@ -3,7 +3,8 @@
 // tracer does what leakcheck does at minimum: waitpid, PTRACE_GETREGS, PTRACE_SETREGS (no rip
 // adjustment: after an int3 rip already points past it) and PTRACE_CONT.
 //
-//   floor_probe [STOPS] [REPS]     defaults: 20000 stops, 3 repetitions per configuration
+//   floor_probe [STOPS] [REPS] [CONFIGS]   defaults: 20000 stops, 3 repetitions per
+//                                          configuration, all configurations (else letters: "gad")
 //
 // Configurations:
 //   (a) blocking waitpid, tracer and tracee free to move (leakcheck's --poll-us 0)
@@ -167,8 +168,9 @@ Sample run_once(const Config& cfg, long stops, const std::vector<int>& all, int 
 int main(int argc, char** argv) {
     const long stops = argc > 1 ? std::atol(argv[1]) : 20000;
     const int reps = argc > 2 ? std::atoi(argv[2]) : 3;
+    const std::string only = argc > 3 ? argv[3] : "";
     if (stops <= 0 || reps <= 0) {
-        std::fprintf(stderr, "usage: floor_probe [STOPS] [REPS]\n");
+        std::fprintf(stderr, "usage: floor_probe [STOPS] [REPS] [CONFIG LETTERS]\n");
         return 2;
     }
     const std::vector<int> all = allowed_cpus();
@@ -195,6 +197,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> machine;
     int rc = 0;
     for (const Config& cfg : configs) {
+        if (!only.empty() && only.find(cfg.letter) == std::string::npos) continue;
         std::vector<double> times, cpus;
         for (int r = 0; r < reps; ++r) {
             const Sample t = run_once(cfg, stops, all, cpu_a, cpu_b);

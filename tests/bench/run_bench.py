@@ -260,14 +260,15 @@ def start(argv, stdin_path, stdout, stderr):
 
 
 def own_cpu_seconds(pid):
-    """user + sys of one process alone (all its threads, none of its children), from
-    /proc/PID/stat; None when it cannot be read."""
+    """(user + sys, user) of one process alone (all its threads, none of its children), from
+    /proc/PID/stat; (None, None) when it cannot be read."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / tick, int(fields[11]) / tick
     except (OSError, IndexError, ValueError):
-        return None
+        return None, None
 
 
 def reap(proc, timeout, own_cpu=False):
@@ -288,7 +289,7 @@ def reap(proc, timeout, own_cpu=False):
     cpu = None
     if own_cpu:
         os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-        cpu = own_cpu_seconds(proc.pid)
+        cpu = own_cpu_seconds(proc.pid)  # (total, user)
     _, status, ru = os.wait4(proc.pid, 0)
     if timer:
         timer.cancel()
@@ -330,8 +331,8 @@ def run_once(workload, tool, bins, work, cfg, lc):
         return result
     result["wall"] = t1 - t0
     result["maxrss_kb"] = ru.ru_maxrss
-    if cpu is not None:
-        result["cpu"] = cpu
+    if cpu is not None and cpu[0] is not None:
+        result["cpu"], result["ucpu"] = cpu
     code = os.waitstatus_to_exitcode(status)
     with open(outfile, "rb") as f:
         result["stdout"] = f.read().decode(errors="replace")
@@ -504,8 +505,9 @@ def run_server(tool, bins, work, cfg, lc):
 # Floor probe and tables
 
 
-def run_floor(bins, stops):
-    out = subprocess.run([os.path.join(bins, "floor_probe"), str(stops), "3"], capture_output=True, text=True)
+def run_floor(bins, stops, reps=3, only=""):
+    out = subprocess.run([os.path.join(bins, "floor_probe"), str(stops), str(reps)] + ([only] if only else []),
+                         capture_output=True, text=True)
     floors = {m.group(1): float(m.group(2)) for m in re.finditer(r"^FLOOR (\w) ([\d.]+)$", out.stdout, re.M)}
     cpus = {m.group(1): float(m.group(2)) for m in re.finditer(r"^FLOORCPU (\w) ([\d.]+)$", out.stdout, re.M)}
     table = "\n".join(l for l in out.stdout.splitlines() if not l.startswith(("FLOOR ", "FLOORCPU ")))
@@ -567,7 +569,8 @@ def label(workload, cfg):
 def completion_table(results, workloads, tools, floor, floor_cpu):
     header = ["workload", "native", "leakcheck", "valgrind", "heaptrack", "lc slowdown", "vg slowdown",
               "ht slowdown", "lc / valgrind", "lc / heaptrack", "lc events", "stops/event", "lc µs/event",
-              "above floor µs/event", "lc CPU µs/event", "CPU above floor µs/event", "lc peak RSS", "native RSS",
+              "above floor µs/event", "lc CPU µs/event", "CPU above floor µs/event", "lc user CPU µs/event",
+              "lc peak RSS", "native RSS",
               "native allocs+frees/s"]
     rows = []
     for w in workloads:
@@ -586,9 +589,11 @@ def completion_table(results, workloads, tools, floor, floor_cpu):
         cpu = med([r.get("cpu") for r in lc_runs])
         cpu_per_event = cpu / events * 1e6 if cpu is not None and events else None
         cpu_above = cpu_per_event - spe * floor_cpu if cpu_per_event is not None and spe and floor_cpu else None
+        ucpu = med([r.get("ucpu") for r in lc_runs])
+        ucpu_per_event = ucpu / events * 1e6 if ucpu is not None and events else None
         if w == "startup":
             # A handful of events: per-event figures would only restate the startup cost.
-            per_event = above = cpu_per_event = cpu_above = None
+            per_event = above = cpu_per_event = cpu_above = ucpu_per_event = None
         vg_runs = ok("valgrind")
         vg_events = med([r.get("vg_allocs", 0) + r.get("vg_frees", 0) for r in vg_runs]) if vg_runs else None
         rate = vg_events / nat if vg_events and nat else None
@@ -599,7 +604,7 @@ def completion_table(results, workloads, tools, floor, floor_cpu):
                      fmt_ratio(ratio(lcw, nat)), fmt_ratio(ratio(vg, nat)), fmt_ratio(ratio(ht, nat)),
                      fmt_ratio(ratio(lcw, vg)), fmt_ratio(ratio(lcw, ht)),
                      "n/a" if events is None else f"{events:,.0f}", fmt_num(spe, 2), fmt_num(per_event),
-                     fmt_num(above), fmt_num(cpu_per_event), fmt_num(cpu_above),
+                     fmt_num(above), fmt_num(cpu_per_event), fmt_num(cpu_above), fmt_num(ucpu_per_event, 2),
                      fmt_kb(med([r.get("rss_kb") for r in lc_runs])),
                      fmt_kb(med([r.get("maxrss_kb") for r in ok("native")])), fmt_rate(rate)])
     return markdown_table(header, rows) if rows else ""
@@ -807,12 +812,20 @@ def main():
         log("run_bench: floor probe")
         floors, floor_cpus, floor_table = run_floor(bins, cfg["floor_stops"])
         print(floor_table, flush=True)
-        # (g) is leakcheck's default wait, (a) what it does with --poll-us 0.
-        floor = floors.get("g", floors.get("a"))
-        floor_cpu = floor_cpus.get("g", floor_cpus.get("a"))
+        # The floor moves with the machine's state (an idle VM's wake-ups cost several times a
+        # busy one's): the configurations the tables use are measured again before each rep,
+        # and the tables take the median of all their measurements.
+        floor_samples = {k: [v] for k, v in floors.items()}
+        floor_cpu_samples = {k: [v] for k, v in floor_cpus.items()}
 
         results = {}
         for rep in range(cfg["reps"]):
+            if rep > 0:
+                again, again_cpu, _ = run_floor(bins, cfg["floor_stops"], 1, "gad" if cfg["wait_choices"] else "g")
+                for k, v in again.items():
+                    floor_samples.setdefault(k, []).append(v)
+                for k, v in again_cpu.items():
+                    floor_cpu_samples.setdefault(k, []).append(v)
             for w in workloads:
                 extra = [t for t in WAIT_CHOICES if cfg["wait_choices"] and "leakcheck" in tools
                          and w in WAIT_WORKLOADS]
@@ -835,6 +848,13 @@ def main():
                         f"  ({time.monotonic() - t0:.1f} s)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    floors = {k: med(v) for k, v in floor_samples.items()}
+    floor_cpus = {k: med(v) for k, v in floor_cpu_samples.items()}
+    # (g) is leakcheck's default wait, (a) what it does with --poll-us 0.
+    floor = floors.get("g", floors.get("a"))
+    floor_cpu = floor_cpus.get("g", floor_cpus.get("a"))
+    floor_spread = ", ".join(f"({k}) " + " ".join(fmt_num(x, 1) for x in v) for k, v in sorted(floor_samples.items())
+                             if len(v) > 1)
 
     knobs = (f"reps {cfg['reps']}, W1 {cfg['w1_pairs']:,} pairs, python dict {cfg['py_entries']:,}, "
              f"sqlite {cfg['sqlite_rows']:,} inserts, cc1 {cfg['cc1_funcs']:,} functions, "
@@ -852,6 +872,11 @@ def main():
         floor_table,
         "```",
         "",
+    ]
+    if floor_spread:
+        parts += [f"Measured again before each later rep, µs per stop: {floor_spread}. The tables use the median "
+                  f"of each configuration's measurements: (g) {fmt_num(floor, 2)} µs.", ""]
+    parts += [
         "## Run-to-completion workloads (wall time)",
         "",
         completion_table(results, workloads, tools, floor, floor_cpu),
@@ -870,7 +895,10 @@ def main():
         "µs/event: leakcheck's extra wall time over native per allocation or free it saw; above floor: "
         f"minus stops/event x the floor probe's (g), leakcheck's wait ({fmt_num(floor, 2)} µs/stop). CPU µs/event: leakcheck's "
         "own CPU time (user + sys of its process alone) per event; CPU above floor: minus stops/event x the "
-        f"floor probe's tracer CPU time per stop ({fmt_num(floor_cpu, 2)} µs). W3's µs/event uses the "
+        f"floor probe's tracer CPU time per stop ({fmt_num(floor_cpu, 2)} µs). lc user CPU µs/event: the user-mode "
+        "part of leakcheck's CPU time per event (clock-tick accounting): an upper bound on its own code "
+        "(unwinding, ledger, report), as it also holds the user side of its syscalls and of its polling loop; "
+        "the rest is the kernel's ptrace and scheduling work. W3's µs/event uses the "
         "extra time per request. Native allocs+frees/s: valgrind's \"total heap usage\" counts over "
         "the native wall time. cc1 is what `gcc -c` runs, run directly (leakcheck and valgrind do not "
         "follow the driver's fork into it). lc peak RSS: leakcheck's own VmHWM, sampled every 10 ms.",
