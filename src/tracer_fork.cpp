@@ -64,15 +64,20 @@ void Tracer::on_fork(Tid parent, pid_t child, bool vfork) {
     ::ptrace(PTRACE_DETACH, child, nullptr, nullptr);
 }
 
+// A vfork child runs in its parent's memory until it execs or exits: what it allocates there
+// (dash does, between vfork and exec) is the parent's heap, which the parent may free later.
+// Its allocator calls are therefore the parent's, recorded like those of one more thread.
 void Tracer::handle_passenger(const Stop& stop) {
     switch (stop.kind) {
         case Stop::Kind::kExited:
         case Stop::Kind::kKilled:
             vfork_children_.erase(stop.tid);
+            threads_.erase(stop.tid);
             return;
         case Stop::Kind::kEvent:
             if (stop.event == PTRACE_EVENT_EXEC) {
                 vfork_children_.erase(stop.tid);
+                threads_.erase(stop.tid);
                 if (follower_) follower_->adopt_exec(*this, stop.tid);
                 else ::ptrace(PTRACE_DETACH, stop.tid, nullptr, nullptr);
                 return;
@@ -83,16 +88,7 @@ void Tracer::handle_passenger(const Stop& stop) {
             target_.listen(stop.tid);
             return;
         case Stop::Kind::kSignal:
-            if (stop.signal == SIGTRAP) {
-                arch::Registers regs;
-                if (target_.get_regs(stop.tid, regs)) {
-                    if (const BreakpointSite* site = sites_.find(regs.pc() - arch::kBreakpointSize)) {
-                        target_.set_pc(stop.tid, site->out_of_line);
-                        target_.resume(stop.tid);
-                        return;
-                    }
-                }
-            }
+            if (stop.signal == SIGTRAP && handle_trap(stop.tid)) return;
             target_.resume(stop.tid, stop.signal);
             return;
     }

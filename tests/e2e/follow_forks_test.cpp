@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "leakcheck_run.hpp"
+#include "traced_run.hpp"
 
 namespace leakcheck::e2e {
 namespace {
@@ -163,6 +164,31 @@ TEST(FollowForks, AShellPipelineRunsUnchangedAndEachCommandIsReported) {
     EXPECT_EQ(names, (std::multiset<std::string>{"bash", "bash", "tr", "true"})) << headings(reports);
     EXPECT_EQ(reports.back().process_name, "bash");
     EXPECT_EQ(reports.back().exit_status, std::optional<int>(4));
+}
+
+// A vfork child allocates in its parent's heap before it execs (dash does, for `sh -c`); the
+// parent frees the block later. Both calls are the parent's: no unknown free, with or without
+// -f (which traces the exec'd program apart).
+TEST(FollowForks, WhatAVforkChildAllocatesBeforeItsExecIsItsParents) {
+    for (const bool follow : {false, true}) {
+        SCOPED_TRACE(follow ? "-f" : "without -f");
+        const RunResult run = run_leakcheck(follow ? std::vector<std::string>{"-f"} : std::vector<std::string>{},
+                                            {fixture("vfork_alloc")}, with_timeout());
+        ASSERT_FALSE(run.timed_out) << run.err;
+        EXPECT_TRUE(run.exited(0)) << run.err;
+        EXPECT_EQ(run.out, "");
+        const std::vector<Report> reports = follow ? parse_process_reports(run.err)
+                                                   : std::vector<Report>{parse_report(run.err)};
+        ASSERT_EQ(reports.size(), follow ? 2u : 1u) << run.err;
+        const Report& r = reports.back();  // the parent's report comes last
+        ASSERT_TRUE(r.ok) << r.error << "\n" << run.err;
+        expect_summary(r, 2, 576, 1, 64, 1);
+        EXPECT_EQ(r.summary.extra, "") << run.err;
+        expect_one_leak(r, 64, "main", "vfork_alloc.c:44", "__libc_start_call_main", "");
+        if (follow) {
+            EXPECT_EQ(reports.front().process_name, "true") << headings(reports);
+        }
+    }
 }
 
 }  // namespace
