@@ -29,6 +29,8 @@ Tracer::Tracer(const Tracer& parent, Tid parent_tid, Target& target, EventSink& 
     if (auto it = parent.threads_.find(parent_tid); it != parent.threads_.end()) {
         ThreadState state = it->second;
         state.last_entry_serial = state.serial = 0;
+        // Stack ids are the parent's ledger's: the child takes its own at the return.
+        for (PendingCall& call : state.pending) call.has_stack = false;
         threads_[target_.pid()] = state;
     } else {
         threads_[target_.pid()];
