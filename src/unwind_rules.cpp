@@ -322,14 +322,18 @@ bool run_cfi(ByteReader& in, std::uint64_t loc, std::uint64_t end_ip, const Cie&
     return in.ok();
 }
 
+// The length field that starts every CIE and FDE: 32 bits, or 0xffffffff and 64 bits (wide:
+// the 64-bit DWARF format, whose CIE pointers are 64 bits too).
+std::uint64_t record_length(ByteReader& in, bool& wide) {
+    const std::uint32_t short_length = in.fixed<std::uint32_t>();
+    wide = short_length == 0xffffffff;
+    return wide ? in.fixed<std::uint64_t>() : short_length;
+}
+
 bool parse_cie(ByteReader in, RemoteAddr cie_addr, Cie& cie) {
     in.seek(cie_addr);
-    std::uint64_t length = in.fixed<std::uint32_t>();
     bool wide = false;
-    if (length == 0xffffffff) {
-        length = in.fixed<std::uint64_t>();
-        wide = true;
-    }
+    const std::uint64_t length = record_length(in, wide);
     if (!in.ok()) return false;
     cie.end = in.addr() + length;
     const std::uint64_t id = wide ? in.fixed<std::uint64_t>() : in.fixed<std::uint32_t>();
@@ -397,12 +401,8 @@ void UnwindRules::index_eh_frame(const Module& module, const ElfImage& image, co
     };
     while (!in.at_end()) {
         const RemoteAddr entry = in.addr();
-        std::uint64_t length = in.fixed<std::uint32_t>();
         bool wide = false;
-        if (length == 0xffffffff) {
-            length = in.fixed<std::uint64_t>();
-            wide = true;
-        }
+        const std::uint64_t length = record_length(in, wide);
         if (!in.ok() || length == 0) break;  // the terminator
         const RemoteAddr end = in.addr() + length;
         const RemoteAddr id_field = in.addr();
@@ -535,12 +535,8 @@ FrameRule UnwindRules::compile(const Module& module, RemoteAddr lookup) {
     ByteReader in;
     if (!read_only_bytes(module, *image, fde, in)) return slow;
     const ByteReader whole = in;
-    std::uint64_t length = in.fixed<std::uint32_t>();
     bool wide = false;
-    if (length == 0xffffffff) {
-        length = in.fixed<std::uint64_t>();
-        wide = true;
-    }
+    const std::uint64_t length = record_length(in, wide);
     if (!in.ok() || length == 0) return slow;
     const RemoteAddr fde_end = in.addr() + length;
     const RemoteAddr cie_field = in.addr();
