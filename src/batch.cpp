@@ -12,6 +12,7 @@
 
 #include "leakcheck/error.hpp"
 #include "leakcheck/log.hpp"
+#include "leakcheck/run_events.hpp"
 #include "leakcheck/signals.hpp"
 
 namespace leakcheck {
@@ -26,29 +27,23 @@ std::string process_name(pid_t pid) {
     return name;
 }
 
-// "leakcheck: process 1235 (name, forked from 1234) exited with status 3": heads each report
-// when forks are followed, so a reader can tell whose it is.
-std::string process_heading(const TracedProcess& p, const std::string& state) {
-    std::string s = "leakcheck: process " + std::to_string(p.pid) + " (" + p.name;
-    if (p.parent != 0) s += ", forked from " + std::to_string(p.parent);
-    return s + ")" + (state.empty() ? "" : " " + state) + "\n";
-}
-
-std::string end_state(const ProcessEnd& end) {
-    if (end.signaled)
-        return "terminated by signal " + signal_name(end.signal) + (end.core_dumped ? " (core dumped)" : "");
-    return "exited with status " + std::to_string(end.exit_code);
+// What every report of the run shares; JSON reports all carry their time and process.
+ReportOptions report_options(const BatchOptions& batch, pid_t pid, bool periodic, bool last) {
+    ReportOptions options = batch.report;
+    options.now_ns = now_ns();
+    options.pid = pid;
+    // The text shows a time on periodic reports only ("[HH:MM:SS] "), as memleak does.
+    if (periodic || batch.json) options.timestamp = std::time(nullptr);
+    options.last_report = last;
+    return options;
 }
 
 // A followed child that has ended: its report now, then its ledger is dropped.
-void report_ended_children(Session& session, const BatchOptions& batch) {
+void report_ended_children(Session& session, const BatchOptions& batch, RunEvents& events) {
     while (std::unique_ptr<TracedProcess> child = session.take_ended_child()) {
-        log_stream() << process_heading(*child, end_state(child->end));
-        if (child->end.signaled) log_stream() << session.describe_crash(*child, batch.report.max_frames);
-        ReportOptions options = batch.report;
-        options.now_ns = now_ns();
-        options.pid = child->pid;
-        session.write_process_report(log_stream(), *child, options, nullptr, batch.json);
+        events.ended(session, *child, child->end, EndWording::kHeading);
+        session.write_process_report(log_stream(), *child, report_options(batch, child->pid, false, true), nullptr,
+                                     batch.json);
     }
 }
 
@@ -72,45 +67,43 @@ void report_stats(const Session& session) {
 
 // Each periodic report also samples every stack's outstanding bytes, so a stack that grows
 // report after report is marked and, with --sort growth, shown first.
-void periodic_report(Session& session, const BatchOptions& batch, GrowthTracker& growth) {
+void periodic_report(Session& session, const BatchOptions& batch, GrowthTracker& growth, RunEvents& events,
+                     bool last = false) {
     growth.record(session.ledger());
-    ReportOptions options = batch.report;
-    options.timestamp = std::time(nullptr);
-    options.now_ns = now_ns();
     if (!batch.session.follow_forks) {
-        session.write_report(log_stream(), options, &growth, batch.json);
+        session.write_report(log_stream(), report_options(batch, session.pid(), true, last), &growth, batch.json);
         return;
     }
     // Growth is tracked for the first process only: children come and go between reports.
     for (const auto& p : session.processes()) {
         if (!p->alive()) continue;
-        if (!batch.json) log_stream() << process_heading(*p, "");
-        options.pid = p->pid;
-        session.write_process_report(log_stream(), *p, options, p.get() == session.processes().front().get() ? &growth : nullptr,
-                                     batch.json);
+        events.heading(*p);
+        session.write_process_report(log_stream(), *p, report_options(batch, p->pid, true, last),
+                                     p.get() == session.processes().front().get() ? &growth : nullptr, batch.json);
     }
 }
 
+// Everything seen, once the watch is over (the process ended, or leakcheck detached).
 void final_report(Session& session, const BatchOptions& batch, const GrowthTracker& growth) {
-    ReportOptions options = batch.report;
-    options.now_ns = now_ns();
-    if (batch.session.follow_forks) options.pid = session.pid();
-    session.write_report(log_stream(), options, growth.records() ? &growth : nullptr, batch.json);
+    session.write_report(log_stream(), report_options(batch, session.pid(), false, true),
+                         growth.records() ? &growth : nullptr, batch.json);
 }
 
 BatchResult run_launched(const BatchOptions& options) {
     Session session(options.session);
     GrowthTracker growth;
+    RunEvents events(log_stream(), options.json, options.report.max_frames);
     session.launch(options.command);
+    events.launched(session.pid(), options.command);
     const std::uint64_t interval = seconds_to_ns(options.interval_s);
     std::uint64_t next = interval ? now_ns() + interval : 0;
     for (;;) {
         int sig = 0;
         const RunEnd why = session.run(next, &sig);
-        report_ended_children(session, options);
+        report_ended_children(session, options, events);
         if (why == RunEnd::kExited) break;
         if (why == RunEnd::kDeadline) {
-            periodic_report(session, options, growth);
+            periodic_report(session, options, growth, events);
             next += interval;
         } else if (why == RunEnd::kSignal &&
                    (sig == SIGTERM || sig == SIGHUP || last_signal_sent_by_process())) {
@@ -120,69 +113,58 @@ BatchResult run_launched(const BatchOptions& options) {
         }
     }
     const ProcessEnd& end = session.end();
-    if (options.session.follow_forks && !session.processes().empty()) {
-        log_stream() << process_heading(*session.processes().front(), end_state(end));
-        log_stream() << session.describe_crash(options.report.max_frames);
-    } else if (end.signaled) {
-        log_stream() << "leakcheck: program terminated by signal " << signal_name(end.signal)
-                     << (end.core_dumped ? " (core dumped)" : "") << '\n';
-        log_stream() << session.describe_crash(options.report.max_frames);
-    } else {
-        log_stream() << "leakcheck: program exited with status " << end.exit_code << '\n';
-    }
+    if (!session.processes().empty())
+        events.ended(session, *session.processes().front(), end,
+                     options.session.follow_forks ? EndWording::kHeading : EndWording::kProgram);
     final_report(session, options, growth);
     report_stats(session);
     return end.signaled ? BatchResult{128 + end.signal, end.signal} : BatchResult{end.exit_code, 0};
 }
 
+// Every way the watch ends gives one last report of everything seen since the attach: the
+// process exiting, a signal to leakcheck, --duration. Only COUNT ends on a periodic report,
+// which is then the last one.
 BatchResult run_attached(const BatchOptions& options) {
     Session session(options.session);
     GrowthTracker growth;
+    RunEvents events(log_stream(), options.json, options.report.max_frames);
     const std::string name = process_name(options.pid);
     session.attach(options.pid);
-    log_stream() << "leakcheck: attached to process " << options.pid << " (" << name
-                 << "); Ctrl-C to detach\n";
+    events.attached(options.pid, name);
     const double interval_s = options.interval_s > 0 ? options.interval_s : (options.duration_s > 0 ? 0 : 5);
     const std::uint64_t interval = seconds_to_ns(interval_s);
     const std::uint64_t start = now_ns();
     const std::uint64_t stop_at = options.duration_s > 0 ? start + seconds_to_ns(options.duration_s) : 0;
     std::uint64_t next_report = interval ? start + interval : 0;
     unsigned reports = 0;
-    bool last_was_report = false;
+    bool counted_out = false;
     for (;;) {
         std::uint64_t deadline = next_report;
         if (stop_at && (!deadline || stop_at < deadline)) deadline = stop_at;
         int sig = 0;
         const RunEnd why = session.run(deadline, &sig);
-        report_ended_children(session, options);
+        report_ended_children(session, options, events);
         if (why == RunEnd::kChildEnded) continue;
         if (why == RunEnd::kExited) {
-            const ProcessEnd& end = session.end();
-            log_stream() << "leakcheck: process " << options.pid
-                         << (end.signaled ? " was terminated by signal " + signal_name(end.signal)
-                                          : " exited with status " + std::to_string(end.exit_code))
-                         << '\n';
+            events.ended(session, *session.processes().front(), session.end(), EndWording::kProcess);
             final_report(session, options, growth);
             report_stats(session);
             return {};
         }
         if (why == RunEnd::kSignal) break;
         const std::uint64_t now = now_ns();
+        // A periodic report due at the end of --duration would say what the final one says.
+        if (stop_at && now >= stop_at) break;
         if (next_report && now >= next_report) {
-            periodic_report(session, options, growth);
-            last_was_report = true;
-            ++reports;
+            counted_out = options.count != 0 && ++reports >= options.count;
+            periodic_report(session, options, growth, events, counted_out);
             next_report += interval;
-            if (options.count && reports >= options.count) break;
-        }
-        if (stop_at && now >= stop_at) {
-            last_was_report = false;
-            break;
+            if (counted_out) break;
         }
     }
     session.detach();
-    log_stream() << "leakcheck: detached from process " << options.pid << '\n';
-    if (!last_was_report) final_report(session, options, growth);
+    events.detached(options.pid);
+    if (!counted_out) final_report(session, options, growth);
     report_stats(session);
     return {};
 }

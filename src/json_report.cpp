@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "leakcheck/json_events.hpp"
 #include "leakcheck/report_mappings.hpp"
 #include "report_format.hpp"
 #include "report_selection.hpp"
@@ -23,9 +24,10 @@ void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap&
     const detail::Selection sel = detail::select_stacks(ledger, options, growth);
     const LedgerTotals& t = ledger.totals();
 
-    Json doc;
+    Json doc = json_object("report");
     doc["time"] = options.timestamp == 0 ? Json(nullptr) : Json(static_cast<std::int64_t>(options.timestamp));
     if (options.pid != 0) doc["pid"] = options.pid;
+    doc["final"] = options.last_report;
     doc["summary"] = {{"allocations", t.allocs},           {"alloc_bytes", t.alloc_bytes},
                       {"frees", t.frees},                  {"unknown_frees", t.unknown_frees},
                       {"outstanding_bytes", t.live_bytes}, {"outstanding_blocks", t.live_blocks}};
@@ -62,7 +64,12 @@ void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap&
     doc["stacks"] = std::move(stacks);
     if (mappings) doc["mappings"] = mappings_to_json(*mappings, ledger.stacks(), modules, symbolizer, options);
 
-    out << doc.dump() << '\n';
+    write_json_line(out, doc);
+}
+
+nlohmann::ordered_json stack_to_json(std::span<const RemoteAddr> pcs, const ModuleMap& modules,
+                                     Symbolizer& symbolizer, std::size_t max_frames, bool first_is_pc) {
+    return detail::frames_to_json(pcs, modules, symbolizer, max_frames, first_is_pc);
 }
 
 }  // namespace leakcheck

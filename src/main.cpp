@@ -5,10 +5,15 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
+#include <optional>
 
 #include "leakcheck/batch.hpp"
 #include "leakcheck/error.hpp"
@@ -16,6 +21,7 @@
 #include "leakcheck/kernel_features.hpp"
 #include "leakcheck/log.hpp"
 #include "leakcheck/repl.hpp"
+#include "leakcheck/run_events.hpp"
 #include "leakcheck/signals.hpp"
 
 namespace {
@@ -33,18 +39,69 @@ namespace {
     _exit(128 + sig);
 }
 
-// memleak's positional form after -p: [interval [count]].
-void positional_interval_count(leakcheck::BatchOptions& options) {
+constexpr double kMinSeconds = 0.001;
+constexpr double kMaxSeconds = 1e9;
+
+// The whole string as a finite number in [lo, hi]. (CLI::Range lets "nan" through: every
+// comparison with NaN is false.)
+std::optional<double> number_in(const std::string& v, double lo, double hi) {
+    char* end = nullptr;
+    const double d = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !std::isfinite(d) || d < lo || d > hi) return std::nullopt;
+    return d;
+}
+
+// Digits only, so that "-3" is refused instead of wrapping around to a huge count or size.
+std::optional<std::uint64_t> whole_number(const std::string& v, std::uint64_t max) {
+    if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+    errno = 0;
+    const unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
+    if (errno == ERANGE || n > max) return std::nullopt;
+    return n;
+}
+
+std::string seconds_error(const std::string& v) {
+    return "expects a number of seconds from 0.001 to 1e9, got '" + v + "'";
+}
+std::string whole_error(const std::string& v, std::uint64_t max) {
+    return "expects a whole number from 0 to " + std::to_string(max) + ", got '" + v + "'";
+}
+
+CLI::Validator seconds() {
+    return {[](std::string& v) { return number_in(v, kMinSeconds, kMaxSeconds) ? std::string() : seconds_error(v); },
+            "SECONDS"};
+}
+CLI::Validator whole(std::uint64_t max) {
+    return {[max](std::string& v) { return whole_number(v, max) ? std::string() : whole_error(v, max); }, "N"};
+}
+
+// memleak's positional form after -p: [interval [count]]. COUNT 0 means no limit, as in
+// memleak (and as leaving it out).
+void positional_interval_count(leakcheck::BatchOptions& options, const CLI::App& app) {
     const auto& args = options.command;
     if (args.size() > 2) throw CLI::ValidationError("with -p, give at most an interval and a count");
-    try {
-        if (!args.empty()) options.interval_s = std::stod(args[0]);
-        if (args.size() > 1) options.count = static_cast<unsigned>(std::stoul(args[1]));
-    } catch (const std::exception&) {
-        throw CLI::ValidationError("with -p, the positional arguments are an interval in seconds and a count");
+    if (!args.empty()) {
+        if (app.count("--interval") != 0) throw CLI::ValidationError("the interval is given twice (--interval and after -p)");
+        const auto s = number_in(args[0], kMinSeconds, kMaxSeconds);
+        if (!s) throw CLI::ValidationError("INTERVAL", seconds_error(args[0]));
+        options.interval_s = *s;
     }
-    if (options.interval_s <= 0 && !args.empty()) throw CLI::ValidationError("the interval must be positive");
+    if (args.size() > 1) {
+        if (app.count("--count") != 0) throw CLI::ValidationError("the count is given twice (--count and after -p)");
+        const auto n = whole_number(args[1], std::numeric_limits<unsigned>::max());
+        if (!n) throw CLI::ValidationError("COUNT", whole_error(args[1], std::numeric_limits<unsigned>::max()));
+        options.count = static_cast<unsigned>(*n);
+    }
     options.command.clear();
+}
+
+// Values each valid alone that together select nothing.
+void check_size_bounds(const leakcheck::ReportOptions& report, const CLI::App& app) {
+    if (app.count("--max-size") != 0 && report.max_size == 0)
+        throw CLI::ValidationError("-Z/--max-size", "must be at least 1 (leave it out for no upper bound)");
+    if (report.max_size != 0 && report.min_size > report.max_size)
+        throw CLI::ValidationError("-z/--min-size " + std::to_string(report.min_size) + " is larger than -Z/--max-size " +
+                                   std::to_string(report.max_size) + ": no block could be shown");
 }
 
 }  // namespace
@@ -61,17 +118,21 @@ int main(int argc, char** argv) {
     std::string command_file;
     app.add_option("-p,--pid", options.pid, "Attach to the running process PID")->check(CLI::Range(1, 1 << 30));
     app.add_option("--interval", options.interval_s, "Print a report every S seconds (attach default: 5)")
-        ->check(CLI::Range(0.001, 1e9));
-    app.add_option("--count", options.count, "With -p: detach after N reports");
+        ->check(seconds());
+    app.add_option("--count", options.count, "With -p: detach after N reports (0: no limit)")
+        ->check(whole(std::numeric_limits<unsigned>::max()));
     app.add_option("--duration", options.duration_s, "With -p: watch for S seconds, report, detach")
-        ->check(CLI::Range(0.001, 1e9));
+        ->check(seconds());
     app.add_flag("-a,--show-addresses", options.report.show_addresses, "List the address and size of each outstanding block");
     app.add_option("-T,--top", options.report.top, "How many stacks to show (default 10)")->check(CLI::Range(1, 1000000));
     app.add_option("--max-frames", options.session.tracer.max_frames, "Stack depth recorded and shown (default 32)")
         ->check(CLI::Range(1, 256));
-    app.add_option("-o,--older", options.report.min_age_ms, "Only blocks older than MS milliseconds");
-    app.add_option("-z,--min-size", options.report.min_size, "Only blocks of at least SIZE bytes");
-    app.add_option("-Z,--max-size", options.report.max_size, "Only blocks of at most SIZE bytes");
+    app.add_option("-o,--older", options.report.min_age_ms, "Only blocks older than MS milliseconds")
+        ->check(whole(std::numeric_limits<std::uint64_t>::max()));
+    app.add_option("-z,--min-size", options.report.min_size, "Only blocks of at least SIZE bytes")
+        ->check(whole(std::numeric_limits<std::uint64_t>::max()));
+    app.add_option("-Z,--max-size", options.report.max_size, "Only blocks of at most SIZE bytes (1 or more)")
+        ->check(whole(std::numeric_limits<std::uint64_t>::max()));
     std::string sort = "bytes";
     app.add_option("--sort", sort, "Order stacks by outstanding 'bytes' or by 'growth' over the last reports")
         ->check(CLI::IsMember({"bytes", "growth"}));
@@ -111,7 +172,7 @@ int main(int argc, char** argv) {
 
     try {
         app.parse(argc, argv);
-        if (options.pid) positional_interval_count(options);
+        if (options.pid) positional_interval_count(options, app);
         else if (options.command.empty() && !interactive && command_file.empty())
             throw CLI::RequiredError("a program to run (after --) or -p PID");
         for (const std::string& h : hooks) {
@@ -120,7 +181,8 @@ int main(int argc, char** argv) {
             if (!kind || eq == 0) throw CLI::ValidationError("--hook", "expected SYMBOL=KIND, got '" + h + "'");
             options.session.tracer.extra_hooks.emplace_back(h.substr(0, eq), *kind);
         }
-        if (!options.pid && (options.count || options.duration_s > 0))
+        check_size_bounds(options.report, app);
+        if (!options.pid && (app.count("--count") != 0 || options.duration_s > 0))
             throw CLI::ValidationError("--count and --duration go with -p");
         for (const std::string& e : options.session.env)
             if (e.find('=') == std::string::npos || e.front() == '=')
@@ -151,20 +213,35 @@ int main(int argc, char** argv) {
         set_log_stream(log.get());
     }
     set_verbose(verbose_flag);
+    // The prompt writes its own output; a batch run's stream is all JSON with --json.
+    const bool json_stream = options.json && !interactive && command_file.empty();
+    set_json_log(json_stream);
     install_signal_handlers();
 
+    // One line for a person on stderr; with --json the stream also ends in an error object and
+    // the "end" object with the status.
+    const auto fail = [&](const std::string& message, ExitCode code) {
+        const int status = static_cast<int>(code);
+        if (json_stream) {
+            note_error(message);
+            write_json_end(log_stream(), status, 0);
+            if (log) std::cerr << "leakcheck: " << message << '\n';
+        } else {
+            std::cerr << "leakcheck: " << message << '\n';
+            if (log) *log << "leakcheck: " << message << '\n';
+        }
+        return status;
+    };
     BatchResult result;
     try {
         if (interactive || !command_file.empty()) return run_repl(options, command_file);
         result = run_batch(options);
     } catch (const Error& e) {
-        std::cerr << "leakcheck: " << e.what() << '\n';
-        if (log) *log << "leakcheck: " << e.what() << '\n';
-        return static_cast<int>(e.code());
+        return fail(e.what(), e.code());
     } catch (const std::exception& e) {
-        std::cerr << "leakcheck: internal error: " << e.what() << '\n';
-        return static_cast<int>(ExitCode::kInternal);
+        return fail(std::string("internal error: ") + e.what(), ExitCode::kInternal);
     }
+    if (json_stream) write_json_end(log_stream(), result.exit_code, result.signal);
     if (log) log->flush();
     std::cerr.flush();
     if (result.signal != 0) die_of_signal(result.signal);

@@ -33,11 +33,13 @@ Json frame_to_json(const Location& loc, const SourceFrame& frame) {
 }
 
 Json frames_to_json(std::span<const RemoteAddr> pcs, const ModuleMap& modules, Symbolizer& symbolizer,
-                    std::size_t max_frames) {
+                    std::size_t max_frames, bool first_is_pc) {
     Json frames = Json::array();
+    bool first = true;
     for (const RemoteAddr pc : pcs.first(std::min(pcs.size(), max_frames))) {
         // Return addresses, as in the text report.
-        const Location& loc = symbolizer.symbolize(modules.find(pc), pc, true);
+        const Location& loc = symbolizer.symbolize(modules.find(pc), pc, !(first && first_is_pc));
+        first = false;
         for (const SourceFrame& frame : loc.frames) frames.push_back(frame_to_json(loc, frame));
     }
     return frames;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "leakcheck/error.hpp"
 #include "leakcheck/json_report.hpp"
@@ -237,7 +238,7 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
     } catch (const Error& e) {
         arm_timer(0);
         clear_alarm();
-        log_stream() << "leakcheck: error: " << e.what() << "; detaching, the program runs on untraced\n";
+        note_error(std::string(e.what()) + "; detaching, the program runs on untraced");
         for (std::size_t i = 0; i < processes_.size(); ++i)
             if (processes_[i]->alive()) processes_[i]->tracer->detach();
         throw;
@@ -267,6 +268,11 @@ std::string Session::describe_crash(const TracedProcess& process, std::size_t ma
     if (e.crash_stack.empty()) return {};
     return "Thread " + std::to_string(e.crash_tid) + " received " + signal_name(e.signal) + " at:\n" +
            format_stack(e.crash_stack, process.modules, symbolizer_, max_frames, 1, true);
+}
+
+nlohmann::ordered_json Session::crash_frames_json(const TracedProcess& process, std::size_t max_frames) {
+    const ProcessEnd& e = &process == root_ ? end() : process.end;
+    return stack_to_json(e.crash_stack, process.modules, symbolizer_, max_frames, true);
 }
 
 std::string Session::describe_crash(std::size_t max_frames) {

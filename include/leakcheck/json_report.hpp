@@ -2,7 +2,11 @@
 // and growth marks as the text report (report.hpp), with exact numbers instead of prose.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstddef>
 #include <ostream>
+#include <span>
 
 #include "leakcheck/growth_tracker.hpp"
 #include "leakcheck/ledger.hpp"
@@ -14,7 +18,10 @@
 namespace leakcheck {
 
 // Writes one line, keys in this order:
-//   {"time": <options.timestamp, Unix seconds> | null,
+//   {"version": kJsonSchemaVersion, "type": "report",                (json_events.hpp)
+//    "time": <options.timestamp, Unix seconds> | null,
+//    "pid": <options.pid>,                                          (only when not 0)
+//    "final": <options.last_report>,
 //    "summary": {"allocations", "alloc_bytes", "frees", "unknown_frees",
 //                "outstanding_bytes", "outstanding_blocks"},        (the ledger's, unfiltered)
 //    "filter": {"min_age_ms", "min_size", "max_size",
@@ -31,5 +38,10 @@ namespace leakcheck {
 void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modules,
                        Symbolizer& symbolizer, const ReportOptions& options,
                        const GrowthTracker* growth = nullptr, const MappingLedger* mappings = nullptr);
+
+// A stack's first max_frames PCs as the report's "frames" array; with `first_is_pc` the first
+// PC is where a thread stopped (a crash), not a return address.
+nlohmann::ordered_json stack_to_json(std::span<const RemoteAddr> pcs, const ModuleMap& modules,
+                                     Symbolizer& symbolizer, std::size_t max_frames, bool first_is_pc = false);
 
 }  // namespace leakcheck

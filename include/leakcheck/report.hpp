@@ -41,8 +41,10 @@ struct ReportOptions {
     std::int64_t pid = 0;
 
     // Wall-clock time of a periodic report: its header starts "[HH:MM:SS] " (local time).
-    // 0 = no timestamp (the final report).
+    // 0 = no timestamp (the final report). The JSON report gives it as "time" (null for 0).
     std::time_t timestamp = 0;
+    // The last report of its process in this run (JSON: "final": true); text is the same.
+    bool last_report = false;
     Sort sort = Sort::kBytes;
 };
 

@@ -3,6 +3,8 @@
 // front ends over these same operations.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -139,6 +141,8 @@ public:
     void write_process_report(std::ostream& out, TracedProcess& process, const ReportOptions& options,
                               const GrowthTracker* growth = nullptr, bool json = false);
     std::string describe_crash(const TracedProcess& process, std::size_t max_frames);
+    // The same stack as JSON frames (json_report.hpp's "frames"); empty when there was none.
+    nlohmann::ordered_json crash_frames_json(const TracedProcess& process, std::size_t max_frames);
 
     // `catch alloc`: stop when an allocation of a size in [min, max] is made.
     void set_catch(std::optional<std::pair<std::uint64_t, std::uint64_t>> range) {
