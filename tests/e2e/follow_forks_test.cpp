@@ -4,7 +4,9 @@
 // runs unharmed either way: the same stdout and exit status as without leakcheck.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -130,18 +132,22 @@ TEST(FollowForks, JsonHasOneObjectPerProcessWithItsPid) {
     const RunResult run = run_leakcheck({"-f", "--json"}, {fixture("family")}, with_timeout());
     ASSERT_FALSE(run.timed_out) << run.err;
     EXPECT_TRUE(run.exited(0)) << run.err;
-    std::vector<std::string> objects;
-    for (const std::string& line : test::lines(run.err))
-        if (!line.empty() && line.front() == '{') objects.push_back(line);
-    ASSERT_EQ(objects.size(), 5u) << run.err;
-    std::multiset<std::string> bytes;
-    for (const std::string& o : objects) {
-        EXPECT_NE(o.find("\"pid\":"), std::string::npos) << o;
-        const auto at = o.find("\"outstanding_bytes\":");
-        ASSERT_NE(at, std::string::npos) << o;
-        bytes.insert(o.substr(at + 20, o.find_first_of(",}", at + 20) - at - 20));
+    // Every line is an object: per process its exit, then its final report with its pid.
+    std::multiset<std::uint64_t> bytes;
+    std::set<std::int64_t> exited;
+    std::size_t reports = 0;
+    for (const std::string& line : test::lines(run.err)) {
+        const nlohmann::json o = nlohmann::json::parse(line);  // throws (and fails) on anything else
+        if (o["type"] == "exit") exited.insert(o["pid"].get<std::int64_t>());
+        if (o["type"] != "report") continue;
+        ++reports;
+        EXPECT_TRUE(exited.count(o["pid"].get<std::int64_t>())) << "a process's exit comes before its report\n" << run.err;
+        EXPECT_EQ(o["final"], true);
+        bytes.insert(o["summary"]["outstanding_bytes"].get<std::uint64_t>());
     }
-    EXPECT_EQ(bytes, (std::multiset<std::string>{"200", "100", "50", "64", "24"}));
+    EXPECT_EQ(reports, 5u) << run.err;
+    EXPECT_EQ(exited.size(), 5u) << run.err;
+    EXPECT_EQ(bytes, (std::multiset<std::uint64_t>{200, 100, 50, 64, 24}));
 }
 
 TEST(FollowForks, AShellPipelineRunsUnchangedAndEachCommandIsReported) {
