@@ -64,6 +64,10 @@ void report_stats(const Session& session) {
         debug("stacks " + std::to_string(u->captures) + " (" + std::to_string(u->slow_captures) + " by libunwind), " +
               std::to_string(u->frames) + " frames, " + std::to_string(u->reads) + " stack reads, " +
               std::to_string(u->rules) + " frame rules compiled");
+    const LedgerTotals& t = session.ledger().totals();
+    debug("ledger: " + std::to_string(t.unknown_frees) + " frees of unknown blocks, " +
+          std::to_string(t.internal_frees) + " internal frees of unknown blocks, " +
+          std::to_string(t.missed_releases) + " missed releases");
     const WaitPolicy::Stats& w = session.wait_policy().stats();
     debug("waits " + std::to_string(w.waits) + ": " + std::to_string(w.caught_polling) + " caught polling, " +
           std::to_string(w.polled_then_slept) + " polled in vain (" + std::to_string(w.polled_ns / 1000000) +

@@ -281,6 +281,22 @@ bool Tracer::handle_trap(Tid tid) {
     return true;
 }
 
+bool Tracer::EntryChain::extend(std::uint64_t at, RemoteAddr entry_sp, RemoteAddr ret, std::uint64_t first_arg,
+                                RemoteAddr site) noexcept {
+    const bool continues = length > 0 && serial + 1 == at && sp == entry_sp && return_addr == ret &&
+                           arg0 == first_arg && std::find(sites.begin(), sites.begin() + length, site) ==
+                                                    sites.begin() + static_cast<std::ptrdiff_t>(length);
+    if (!continues) {
+        length = 0;
+        sp = entry_sp;
+        return_addr = ret;
+        arg0 = first_arg;
+    }
+    serial = at;
+    if (length < kMax) sites[length++] = site;
+    return continues;
+}
+
 void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site) {
     ++stats_.entry_hits;
     const HookedFunction& hook = hooks_[static_cast<std::size_t>(site.hook)];
@@ -296,13 +312,7 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
     if (stack_read ? !unwinder_.begin(target_.memory(), regs, ret) : !target_.memory().read_value(sp, ret)) return;
     if (is_marker(hook.kind)) return on_marker(thread, hook.kind, tid, sp, ret);
 
-    const bool tail_call = thread.last_entry_serial + 1 == thread.serial && thread.last_entry_sp == sp &&
-                           thread.last_entry_return == ret && thread.last_entry_site != site.addr;
-    thread.last_entry_serial = thread.serial;
-    thread.last_entry_sp = sp;
-    thread.last_entry_return = ret;
-    thread.last_entry_site = site.addr;
-    if (tail_call) return;
+    if (thread.chain.extend(thread.serial, sp, ret, regs.arg(0), site.addr)) return;  // a tail call
     if (in_hooked_function(ret)) {
         ++stats_.nested_calls;
         return;

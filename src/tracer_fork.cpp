@@ -28,7 +28,8 @@ Tracer::Tracer(const Tracer& parent, Tid parent_tid, Target& target, EventSink& 
     initial_load_done_ = parent.initial_load_done_;
     if (auto it = parent.threads_.find(parent_tid); it != parent.threads_.end()) {
         ThreadState state = it->second;
-        state.last_entry_serial = state.serial = 0;
+        state.serial = 0;
+        state.chain = {};
         // Stack ids are the parent's ledger's: the child takes its own at the return.
         for (PendingCall& call : state.pending) call.has_stack = false;
         threads_[target_.pid()] = state;

@@ -15,7 +15,7 @@ namespace leakcheck {
 
 // Writes one line, keys in this order:
 //   {"time": <options.timestamp, Unix seconds> | null,
-//    "summary": {"allocations", "alloc_bytes", "frees", "unknown_frees",
+//    "summary": {"allocations", "alloc_bytes", "frees", "unknown_frees", "missed_releases",
 //                "outstanding_bytes", "outstanding_blocks"},        (the ledger's, unfiltered)
 //    "filter": {"min_age_ms", "min_size", "max_size",
 //               "shown_blocks", "shown_bytes"},                     (only with filters active)
