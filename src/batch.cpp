@@ -135,8 +135,18 @@ BatchResult run_launched(const BatchOptions& options) {
         log_stream() << "leakcheck: program exited with status " << end.exit_code << '\n';
     }
     final_report(session, options, growth);
+    // A library loaded late might have matched, so launch mode can only tell at the end; a
+    // report that looks clean because the allocator was never hooked must not pass for one.
+    const std::vector<std::string> unmatched = session.unmatched_requests();
+    if (!unmatched.empty()) {
+        std::string list;
+        for (const std::string& u : unmatched) list += (list.empty() ? "" : ", ") + u;
+        log_stream() << "leakcheck: never matched: " << list << " (nothing was hooked for them)\n";
+    }
     report_stats(session);
-    return end.signaled ? BatchResult{128 + end.signal, end.signal} : BatchResult{end.exit_code, 0};
+    if (end.signaled) return BatchResult{128 + end.signal, end.signal};
+    if (!unmatched.empty() && end.exit_code == 0) return BatchResult{static_cast<int>(ExitCode::kNoAllocator), 0};
+    return BatchResult{end.exit_code, 0};
 }
 
 BatchResult run_attached(const BatchOptions& options) {

@@ -26,6 +26,8 @@ Tracer::Tracer(const Tracer& parent, Tid parent_tid, Target& target, EventSink& 
     r_debug_ = parent.r_debug_;
     dynamic_ = parent.dynamic_;
     initial_load_done_ = parent.initial_load_done_;
+    allocator_object_matched_ = parent.allocator_object_matched_;
+    matched_hooks_ = parent.matched_hooks_;
     if (auto it = parent.threads_.find(parent_tid); it != parent.threads_.end()) {
         ThreadState state = it->second;
         state.serial = 0;

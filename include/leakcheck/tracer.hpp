@@ -99,6 +99,9 @@ public:
     [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }
     // Names of the hooked functions and the module each was found in (for -v and tests).
     [[nodiscard]] std::vector<std::string> hooked_functions() const;
+    // What the options asked for that matches nothing hooked so far: "--hook SYMBOL" for a
+    // symbol no module defines, "-O OBJECT" for an object with no allocator function in it.
+    [[nodiscard]] std::vector<std::string> unmatched_requests() const;
 
     // Leaves the process running untraced: stops every thread, rewinds and swallows traps of
     // ours that are still pending, restores every byte written into code, detaches. The
@@ -172,6 +175,9 @@ private:
     void resume(Tid tid, int signal = 0);
     void plant_rendezvous(Tid tid);
     void require_allocator() const;
+    // Attaching (every module is mapped already): unmatched_requests() over all modules,
+    // before anything is planted; throws Error naming them.
+    void require_requests_match();
 
     Target& target_;
     EventSink& sink_;
@@ -194,6 +200,9 @@ private:
     RemoteAddr r_debug_ = 0;                      // the dynamic linker's struct r_debug
     bool dynamic_ = false;
     bool initial_load_done_ = false;
+    // What --hook and -O matched at some time of the run (an exec does not forget them).
+    bool allocator_object_matched_ = false;
+    std::unordered_set<std::string> matched_hooks_;
     std::uint64_t page_size_ = 4096;
     std::vector<RemoteAddr> frames_;              // scratch buffer for captures
     ProcessEnd end_;
