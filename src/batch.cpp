@@ -59,6 +59,10 @@ void report_stats(const Session& session) {
         debug("stacks " + std::to_string(u->captures) + " (" + std::to_string(u->slow_captures) + " by libunwind), " +
               std::to_string(u->frames) + " frames, " + std::to_string(u->reads) + " stack reads, " +
               std::to_string(u->rules) + " frame rules compiled");
+    const LedgerTotals& t = session.ledger().totals();
+    debug("ledger: " + std::to_string(t.unknown_frees) + " frees of unknown blocks, " +
+          std::to_string(t.internal_frees) + " internal frees of unknown blocks, " +
+          std::to_string(t.missed_releases) + " missed releases");
     const WaitPolicy::Stats& w = session.wait_policy().stats();
     debug("waits " + std::to_string(w.waits) + ": " + std::to_string(w.caught_polling) + " caught polling, " +
           std::to_string(w.polled_then_slept) + " polled in vain (" + std::to_string(w.polled_ns / 1000000) +
@@ -117,8 +121,14 @@ BatchResult run_launched(const BatchOptions& options) {
         events.ended(session, *session.processes().front(), end,
                      options.session.follow_forks ? EndWording::kHeading : EndWording::kProgram);
     final_report(session, options, growth);
+    // A library loaded late might have matched, so launch mode can only tell at the end; a
+    // report that looks clean because the allocator was never hooked must not pass for one.
+    const std::vector<std::string> unmatched = session.unmatched_requests();
+    if (!unmatched.empty()) events.never_matched(unmatched);
     report_stats(session);
-    return end.signaled ? BatchResult{128 + end.signal, end.signal} : BatchResult{end.exit_code, 0};
+    if (end.signaled) return BatchResult{128 + end.signal, end.signal};
+    if (!unmatched.empty() && end.exit_code == 0) return BatchResult{static_cast<int>(ExitCode::kNoAllocator), 0};
+    return BatchResult{end.exit_code, 0};
 }
 
 // Every way the watch ends gives one last report of everything seen since the attach: the

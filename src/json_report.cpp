@@ -30,6 +30,7 @@ void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap&
     doc["final"] = options.last_report;
     doc["summary"] = {{"allocations", t.allocs},           {"alloc_bytes", t.alloc_bytes},
                       {"frees", t.frees},                  {"unknown_frees", t.unknown_frees},
+                      {"missed_releases", t.missed_releases},
                       {"outstanding_bytes", t.live_bytes}, {"outstanding_blocks", t.live_blocks}};
     if (t.inherited_blocks != 0)
         doc["summary"]["inherited"] = {{"bytes", t.inherited_bytes}, {"blocks", t.inherited_blocks}};

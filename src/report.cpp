@@ -65,6 +65,10 @@ void write_summary(std::ostream& out, const LedgerTotals& totals, bool show_unkn
         << count(totals.alloc_bytes, "byte", "bytes") << "), " << count(totals.frees, "free", "frees")
         << ", " << count(totals.live_bytes, "byte", "bytes") << " in "
         << count(totals.live_blocks, "block", "blocks") << " outstanding";
+    // Never hidden: each one is a release leakcheck failed to see, so the totals are off.
+    if (totals.missed_releases != 0)
+        out << ", " << count(totals.missed_releases, "allocation", "allocations")
+            << " at still-live addresses (missed releases)";
     if (!show_unknown_frees) return;
     if (totals.unknown_frees == 1)
         out << ", 1 free of an unknown block";

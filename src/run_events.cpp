@@ -84,6 +84,18 @@ void RunEvents::detached(pid_t pid) {
     write_json_line(out_, o);
 }
 
+void RunEvents::never_matched(const std::vector<std::string>& requests) {
+    if (json_) {
+        nlohmann::ordered_json o = json_object("unmatched");
+        o["requests"] = requests;
+        write_json_line(out_, o);
+        return;
+    }
+    std::string list;
+    for (const std::string& r : requests) list += (list.empty() ? "" : ", ") + r;
+    out_ << "leakcheck: never matched: " << list << " (nothing was hooked for them)\n";
+}
+
 void RunEvents::heading(const TracedProcess& process) {
     if (!json_) out_ << process_heading(process, "");
 }

@@ -107,6 +107,7 @@ void Tracer::start_attached() {
     const Tid tid = target_.pid();
     scratch_.adopt_existing();
     modules_.refresh(target_.pid());
+    require_requests_match();
     const Module* exe = modules_.main_executable();
     const ElfImage* exe_image = exe ? images_.get(*exe) : nullptr;
     dynamic_ = exe_image && exe_image->has_interpreter();
@@ -147,6 +148,42 @@ void Tracer::require_allocator() const {
     throw Error(std::string("no allocator found in ") + (exe ? exe->path : "the program") +
                     (dynamic_ ? " or its libraries (no malloc in any .dynsym)"
                               : " (a static binary without a symbol table? leakcheck needs malloc's symbol)"),
+                ExitCode::kNoAllocator);
+}
+
+std::vector<std::string> Tracer::unmatched_requests() const {
+    std::vector<std::string> out;
+    for (const auto& [symbol, kind] : options_.extra_hooks)
+        if (!matched_hooks_.count(symbol)) out.push_back("--hook " + symbol);
+    if (!options_.allocator_object.empty() && !allocator_object_matched_)
+        out.push_back("-O " + options_.allocator_object);
+    return out;
+}
+
+void Tracer::require_requests_match() {
+    std::vector<std::string> missing;
+    auto defines = [&](const Module& m, std::string_view name) {
+        const ElfImage* image = images_.get(m);
+        const auto sym = image ? image->find_any(name) : std::nullopt;
+        return sym && sym->value != 0 && sym->is_function;
+    };
+    auto any_module = [&](auto&& pred) {
+        return std::any_of(modules_.modules().begin(), modules_.modules().end(),
+                           [&](const auto& m) { return m->loaded && pred(*m); });
+    };
+    for (const auto& [symbol, kind] : options_.extra_hooks)
+        if (!any_module([&](const Module& m) { return defines(m, symbol); })) missing.push_back("--hook " + symbol);
+    if (!options_.allocator_object.empty() && !any_module([&](const Module& m) {
+            if (m.path.find(options_.allocator_object) == std::string::npos) return false;
+            return std::any_of(hook_specs().begin(), hook_specs().end(),
+                               [&](const HookSpec& spec) { return !is_marker(spec.kind) && defines(m, spec.symbol); });
+        }))
+        missing.push_back("-O " + options_.allocator_object);
+    if (missing.empty()) return;
+    std::string list;
+    for (const std::string& m : missing) list += (list.empty() ? "" : ", ") + m;
+    throw Error("nothing in process " + std::to_string(target_.pid()) + " matches " + list +
+                    " (no module defines that symbol or has allocator functions); nothing was hooked",
                 ExitCode::kNoAllocator);
 }
 
@@ -281,6 +318,22 @@ bool Tracer::handle_trap(Tid tid) {
     return true;
 }
 
+bool Tracer::EntryChain::extend(std::uint64_t at, RemoteAddr entry_sp, RemoteAddr ret, std::uint64_t first_arg,
+                                RemoteAddr site) noexcept {
+    const bool continues = length > 0 && serial + 1 == at && sp == entry_sp && return_addr == ret &&
+                           arg0 == first_arg && std::find(sites.begin(), sites.begin() + length, site) ==
+                                                    sites.begin() + static_cast<std::ptrdiff_t>(length);
+    if (!continues) {
+        length = 0;
+        sp = entry_sp;
+        return_addr = ret;
+        arg0 = first_arg;
+    }
+    serial = at;
+    if (length < kMax) sites[length++] = site;
+    return continues;
+}
+
 void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const BreakpointSite& site) {
     ++stats_.entry_hits;
     const HookedFunction& hook = hooks_[static_cast<std::size_t>(site.hook)];
@@ -296,13 +349,7 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
     if (stack_read ? !unwinder_.begin(target_.memory(), regs, ret) : !target_.memory().read_value(sp, ret)) return;
     if (is_marker(hook.kind)) return on_marker(thread, hook.kind, tid, sp, ret);
 
-    const bool tail_call = thread.last_entry_serial + 1 == thread.serial && thread.last_entry_sp == sp &&
-                           thread.last_entry_return == ret && thread.last_entry_site != site.addr;
-    thread.last_entry_serial = thread.serial;
-    thread.last_entry_sp = sp;
-    thread.last_entry_return = ret;
-    thread.last_entry_site = site.addr;
-    if (tail_call) return;
+    if (thread.chain.extend(thread.serial, sp, ret, regs.arg(0), site.addr)) return;  // a tail call
     if (in_hooked_function(ret)) {
         ++stats_.nested_calls;
         return;
@@ -535,9 +582,16 @@ void Tracer::resolve_hooks(Tid tid) {
             return true;
         };
         for (const Module* m : preferred)
-            if (try_module(m, true)) return;
+            if (try_module(m, true)) {
+                if (!is_marker(kind)) allocator_object_matched_ = true;
+                if (custom) matched_hooks_.insert(symbol);
+                return;
+            }
         for (const Module* m : order)
-            if (try_module(m, custom)) return;
+            if (try_module(m, custom)) {
+                if (custom) matched_hooks_.insert(symbol);
+                return;
+            }
     };
     for (const HookSpec& spec : hook_specs()) resolve(spec.symbol, spec.kind, false);
     for (const auto& [symbol, kind] : options_.extra_hooks) resolve(symbol, kind, true);

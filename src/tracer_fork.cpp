@@ -26,9 +26,12 @@ Tracer::Tracer(const Tracer& parent, Tid parent_tid, Target& target, EventSink& 
     r_debug_ = parent.r_debug_;
     dynamic_ = parent.dynamic_;
     initial_load_done_ = parent.initial_load_done_;
+    allocator_object_matched_ = parent.allocator_object_matched_;
+    matched_hooks_ = parent.matched_hooks_;
     if (auto it = parent.threads_.find(parent_tid); it != parent.threads_.end()) {
         ThreadState state = it->second;
-        state.last_entry_serial = state.serial = 0;
+        state.serial = 0;
+        state.chain = {};
         // Stack ids are the parent's ledger's: the child takes its own at the return.
         for (PendingCall& call : state.pending) call.has_stack = false;
         threads_[target_.pid()] = state;

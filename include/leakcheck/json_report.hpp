@@ -22,7 +22,7 @@ namespace leakcheck {
 //    "time": <options.timestamp, Unix seconds> | null,
 //    "pid": <options.pid>,                                          (only when not 0)
 //    "final": <options.last_report>,
-//    "summary": {"allocations", "alloc_bytes", "frees", "unknown_frees",
+//    "summary": {"allocations", "alloc_bytes", "frees", "unknown_frees", "missed_releases",
 //                "outstanding_bytes", "outstanding_blocks"},        (the ledger's, unfiltered)
 //    "filter": {"min_age_ms", "min_size", "max_size",
 //               "shown_blocks", "shown_bytes"},                     (only with filters active)

@@ -33,6 +33,9 @@ public:
     //  "core_dumped", ["crash": {"tid", "frames"}]}
     void ended(Session& session, const TracedProcess& process, const ProcessEnd& end, EndWording wording);
     void detached(pid_t pid);
+    // --hook / -O requests that matched no module by the end of a launch:
+    // {"type": "unmatched", "requests": ["--hook SYMBOL", "-O OBJECT", ...]}
+    void never_matched(const std::vector<std::string>& requests);
     // -f, text only: "leakcheck: process PID (NAME[, forked from PARENT])" above a periodic
     // report (a JSON report carries its "pid").
     void heading(const TracedProcess& process);

@@ -131,6 +131,10 @@ public:
     [[nodiscard]] const Unwinder::Stats* unwind_stats() const noexcept {
         return root_ && root_->tracer ? &root_->tracer->unwind_stats() : nullptr;
     }
+    // --hook and -O requests that matched nothing in the first process (see Tracer).
+    [[nodiscard]] std::vector<std::string> unmatched_requests() const {
+        return root_ && root_->tracer ? root_->tracer->unmatched_requests() : std::vector<std::string>{};
+    }
     [[nodiscard]] const TracerStats* stats() const noexcept { return root_ && root_->tracer ? &root_->tracer->stats() : nullptr; }
 
     // follow_forks: the traced processes (the root first), and a child that has ended, taken

@@ -3,6 +3,7 @@
 // and turns allocator calls into events for an EventSink. The only module that plants code.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -98,6 +99,9 @@ public:
     [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }
     // Names of the hooked functions and the module each was found in (for -v and tests).
     [[nodiscard]] std::vector<std::string> hooked_functions() const;
+    // What the options asked for that matches nothing hooked so far: "--hook SYMBOL" for a
+    // symbol no module defines, "-O OBJECT" for an object with no allocator function in it.
+    [[nodiscard]] std::vector<std::string> unmatched_requests() const;
 
     // Leaves the process running untraced: stops every thread, rewinds and swallows traps of
     // ours that are still pending, restores every byte written into code, detaches. The
@@ -125,16 +129,27 @@ private:
         StackId stack = 0;
         std::uint64_t args[4] = {};
     };
+    // The allocator entries one call has reached so far: a tail call from one hooked function
+    // into another (sized operator delete jumps to operator delete, which jumps to free;
+    // operator new[] to operator new) reaches the next entry at the very next stop of the
+    // thread, with the same frame and the same first argument, and must count once. The same
+    // call instruction run again (a loop of deletes) reaches the chain's first function again:
+    // a function already in the chain starts a new call.
+    struct EntryChain {
+        static constexpr std::size_t kMax = 6;
+        std::uint64_t serial = 0;  // the thread's stop serial of the newest entry
+        RemoteAddr sp = 0;
+        RemoteAddr return_addr = 0;
+        std::uint64_t arg0 = 0;
+        std::array<RemoteAddr, kMax> sites{};
+        std::size_t length = 0;
+        // Records the entry of `site`; true if it continues the chain (a tail call).
+        bool extend(std::uint64_t serial, RemoteAddr sp, RemoteAddr ret, std::uint64_t arg0, RemoteAddr site) noexcept;
+    };
     struct ThreadState {
         std::vector<PendingCall> pending;
         std::uint64_t serial = 0;  // stops of this thread so far
-        // The last allocator entry seen on this thread: a tail call from one hooked function
-        // into another (operator new[] jumps to operator new) reaches a second entry with the
-        // same frame and must count once.
-        std::uint64_t last_entry_serial = 0;
-        RemoteAddr last_entry_sp = 0;
-        RemoteAddr last_entry_return = 0;
-        RemoteAddr last_entry_site = 0;
+        EntryChain chain;
     };
 
     void handle_event(const Stop& stop);
@@ -160,6 +175,9 @@ private:
     void resume(Tid tid, int signal = 0);
     void plant_rendezvous(Tid tid);
     void require_allocator() const;
+    // Attaching (every module is mapped already): unmatched_requests() over all modules,
+    // before anything is planted; throws Error naming them.
+    void require_requests_match();
 
     Target& target_;
     EventSink& sink_;
@@ -182,6 +200,9 @@ private:
     RemoteAddr r_debug_ = 0;                      // the dynamic linker's struct r_debug
     bool dynamic_ = false;
     bool initial_load_done_ = false;
+    // What --hook and -O matched at some time of the run (an exec does not forget them).
+    bool allocator_object_matched_ = false;
+    std::unordered_set<std::string> matched_hooks_;
     std::uint64_t page_size_ = 4096;
     std::vector<RemoteAddr> frames_;              // scratch buffer for captures
     ProcessEnd end_;

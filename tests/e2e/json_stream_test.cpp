@@ -101,7 +101,7 @@ TEST(JsonStream, LaunchIsLaunchExitReportEndWithTheStatus) {
     EXPECT_EQ(report["final"], true);
     // exit_code.c: malloc(42) at :25 in main, and the 4096-byte stdout buffer of its printf.
     EXPECT_EQ(report["summary"], json::parse(R"({"allocations": 2, "alloc_bytes": 4138, "frees": 0,
-        "unknown_frees": 0, "outstanding_bytes": 4138, "outstanding_blocks": 2})"));
+        "unknown_frees": 0, "missed_releases": 0, "outstanding_bytes": 4138, "outstanding_blocks": 2})"));
     EXPECT_EQ(stack_heads(report), (std::vector<std::string>{"4096 _IO_file_doallocate", "42 main"}));
     EXPECT_EQ(report["stacks"][1]["frames"][0]["line"], 25);
 
@@ -152,6 +152,20 @@ TEST(JsonStream, VerboseLinesAreObjects) {
     EXPECT_TRUE(stops) << r.err;
     EXPECT_EQ(objects.back()["type"], "end");
     EXPECT_EQ(objects.back()["exit_status"], 7);
+}
+
+// --hook and -O that matched nothing by the end of a launch: an "unmatched" object before the
+// end, whose status is 120 since the program's own was 0.
+TEST(JsonStream, UnmatchedRequestsAreAnObject) {
+    const RunResult r = run_leakcheck({"--json", "--hook", "no_such_allocator=malloc", "-O", "libnosuchthing"},
+                                      {fixture("no_leak")}, with_timeout());
+    ASSERT_FALSE(r.timed_out);
+    EXPECT_TRUE(r.exited(120)) << r.err;
+    const std::vector<json> objects = parse_stream(r.err);
+    ASSERT_EQ(types(objects), (std::vector<std::string>{"launch", "exit", "report", "unmatched", "end"})) << r.err;
+    EXPECT_EQ(objects[1]["exit_status"], 0);
+    EXPECT_EQ(objects[3]["requests"], json::parse(R"(["--hook no_such_allocator", "-O libnosuchthing"])"));
+    EXPECT_EQ(objects[4]["exit_status"], 120);
 }
 
 // leakcheck's own failure: an error object, then the end with its status.
@@ -205,7 +219,7 @@ TEST(JsonStream, AttachIsAttachReportsDetachFinalReportEnd) {
     EXPECT_TRUE(final_report["time"].is_number_integer());
     EXPECT_EQ(final_report["pid"], target.pid());
     EXPECT_EQ(final_report["summary"], json::parse(R"({"allocations": 2, "alloc_bytes": 6000, "frees": 0,
-        "unknown_frees": 0, "outstanding_bytes": 6000, "outstanding_blocks": 2})"));
+        "unknown_frees": 0, "missed_releases": 0, "outstanding_bytes": 6000, "outstanding_blocks": 2})"));
     ASSERT_EQ(final_report["stacks"].size(), 1u);
     EXPECT_EQ(final_report["stacks"][0]["frames"][0]["function"], "leak_one");
     EXPECT_EQ(final_report["stacks"][0]["frames"][0]["line"], 39);

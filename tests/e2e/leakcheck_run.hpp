@@ -84,6 +84,8 @@ struct Summary {
     std::uint64_t live_bytes = 0;
     std::uint64_t live_blocks = 0;
     std::string extra;  // text after "outstanding" (e.g. unknown frees), normally ""
+    // ", N allocations at still-live addresses (missed releases)": parsing one fails the test.
+    std::uint64_t missed_releases = 0;
     std::uint64_t inherited_bytes = 0;  // -f: a forked child's copies of its parent's blocks
     std::uint64_t inherited_blocks = 0;
 };

@@ -1,5 +1,5 @@
 // leakcheck against an independent oracle, valgrind's memcheck: for the fixtures and for real
-// programs nobody here wrote (python3, perl, bash, git, sqlite3), the Summary's outstanding
+// programs nobody here wrote (python3, perl, bash, git, sqlite3, cmake), the Summary's outstanding
 // bytes and blocks (with -T 1000000, so nothing is cut) must equal memcheck's "in use at exit:
 // X bytes in Y blocks", and the Summary's allocations and frees memcheck's "total heap usage:
 // N allocs, M frees" (and, but for fail_alloc, its bytes allocated), for
@@ -224,6 +224,8 @@ std::vector<OracleCase> cases() {
         fx("error_path"),
         OracleCase{"error_path_file", {fixture("error_path")}, {"{INPUT}"}, true},
         fx("cxx_leak"),
+        fx("cxx_delete"),
+        fx("cxx_delete_O2"),
         fx("exit_code"),
         fx("fail_alloc", {}, false),
         OracleCase{"python3", {"/usr/bin/python3"}, {"-c", "print(1+1)"}, true},
@@ -231,6 +233,8 @@ std::vector<OracleCase> cases() {
         OracleCase{"bash", {"/bin/bash", "/usr/bin/bash"}, {"-c", "echo hi"}, true},
         OracleCase{"git_version", {"/usr/bin/git"}, {"--version"}, true},
         OracleCase{"git_init", {"/usr/bin/git"}, {"-C", kDirPlaceholder, "init", "-q"}, true},
+        // C++: operator new and every form of operator delete, through libstdc++.
+        OracleCase{"cmake_version", {"/usr/bin/cmake"}, {"--version"}, true},
         OracleCase{"sqlite3",
                    {"/usr/bin/sqlite3"},
                    {":memory:", "create table t(x); insert into t values(1); select * from t;"},

@@ -20,7 +20,8 @@ struct Traced {
     Report report;
 };
 
-// -v adds "leakcheck: stops N, ..." after the report, which the report parser does not take.
+// -v adds "leakcheck: stops N, ..." (and stacks, ledger, waits) lines after the report, which
+// the report parser does not take.
 std::string without_stats_line(const std::string& err);
 
 // Runs `command` alone, then under leakcheck with `options`, and parses the report.

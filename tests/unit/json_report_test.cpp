@@ -114,7 +114,8 @@ TEST(JsonReport, KeysInDocumentedOrder) {
     options.min_size = 8;
     write_json_report(out, ledger, ModuleMap{}, symbolizer, options);
     EXPECT_EQ(out.str(),
-              R"({"version":1,"type":"report","time":1700000000,"final":false,"summary":{"allocations":1,"alloc_bytes":16,"frees":0,"unknown_frees":0,)"
+              R"({"version":1,"type":"report","time":1700000000,"final":false,"summary":{"allocations":1,"alloc_bytes":16,)"
+              R"("frees":0,"unknown_frees":0,"missed_releases":0,)"
               R"("outstanding_bytes":16,"outstanding_blocks":1},"filter":{"min_age_ms":0,"min_size":8,"max_size":0,)"
               R"("shown_blocks":1,"shown_bytes":16},"stacks":[{"id":1,"bytes":16,"blocks":1,"growing":false,)"
               R"("frames":[{"pc":4198400,"function":null,"offset":null,"file":null,"line":null,"module":null,)"
