@@ -27,7 +27,8 @@ CMAKE_ARGS ?=
 DEBIAN_PACKAGES := build-essential cmake pkg-config \
 	llvm-14-dev zlib1g-dev libz3-dev libncurses-dev libxml2-dev libffi-dev libedit-dev \
 	libunwind-dev libcapstone-dev libcli11-dev libgtest-dev googletest nlohmann-json3-dev \
-	valgrind python3 perl git sqlite3 libjemalloc2
+	valgrind python3 perl git sqlite3 libjemalloc2 \
+	libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
 
 CTEST_FLAGS = --output-on-failure --no-tests=error -j$(CTEST_JOBS) --timeout $(CTEST_TIMEOUT)
 

@@ -23,6 +23,7 @@ const char* to_string(FreeKind kind) noexcept {
     case FreeKind::kRealloc: return "realloc";
     case FreeKind::kDelete: return "delete";
     case FreeKind::kDeleteArray: return "delete[]";
+    case FreeKind::kAny: return "free/delete";
     }
     return "?";
 }

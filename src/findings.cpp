@@ -4,6 +4,7 @@
 namespace leakcheck {
 
 bool release_matches(AllocKind alloc, FreeKind release) noexcept {
+    if (release == FreeKind::kAny) return true;
     switch (alloc) {
         case AllocKind::kNew: return release == FreeKind::kDelete;
         case AllocKind::kNewArray: return release == FreeKind::kDeleteArray;

@@ -131,6 +131,17 @@ void Ledger::on_release_undone(RemoteAddr addr) {
     stats.live_blocks += 1;
 }
 
+void Ledger::on_resize(const ResizeEvent& event) {
+    (void)elapsed_ms(event.time_ns);
+    std::optional<LiveBlock> block = live_.erase(event.addr);
+    if (!block) return;  // allocated before the attach: nothing of it is known
+    StackStats& stats = stats_for(block->stack);
+    stats.live_bytes = stats.live_bytes - block->size + event.size;
+    totals_.live_bytes = totals_.live_bytes - block->size + event.size;
+    block->size = event.size;
+    live_.insert(*block);
+}
+
 bool Ledger::wants_free_stack(RemoteAddr addr, FreeKind kind) const {
     if (const LiveBlock* block = live_.find(addr)) return !release_matches(block->kind, kind);
     return freed_.find(addr) != nullptr;

@@ -149,6 +149,13 @@ int main(int argc, char** argv) {
     std::vector<std::string> hooks;
     app.add_option("--hook", hooks, "Treat SYMBOL as an allocator function: SYMBOL=malloc|calloc|realloc|free|"
                                     "new|new[]|delete|delete[]|aligned_alloc|posix_memalign|mmap|munmap");
+    app.add_option("--symbols-prefix", options.session.tracer.symbols_prefix,
+                   "Also hook the allocator functions of a build whose symbols carry this prefix "
+                   "(je_ for je_malloc, je_free, je_mallocx...)")
+        ->type_name("PREFIX");
+    bool trace = false;
+    app.add_flag("-t,--trace", trace,
+                 "Print each allocation and release as it happens, with its thread and caller (slower)");
     std::string poll_us = "auto";
     app.add_option("--poll-us", poll_us,
                    "Poll for the program's next stop this many µs before sleeping; 0: sleep at once; "
@@ -198,6 +205,7 @@ int main(int argc, char** argv) {
         return static_cast<int>(ExitCode::kUsage);
     }
     options.report.max_frames = options.session.tracer.max_frames;
+    if (trace) options.session.trace = options.json ? SessionOptions::Trace::kJson : SessionOptions::Trace::kText;
     if (poll_us != "auto")
         options.session.wait = WaitPolicy::fixed(static_cast<std::uint64_t>(std::strtod(poll_us.c_str(), nullptr) * 1000));
     options.report.sort = sort == "growth" ? Sort::kGrowth : Sort::kBytes;

@@ -44,11 +44,27 @@ std::string signal_name(int sig) {
 
 void EventTap::on_alloc(const AllocEvent& event) {
     ledger_.on_alloc(event);
+    if (trace_) trace_->on_alloc(event);
     if (range_ && !caught_ && event.size >= range_->first && event.size <= range_->second) caught_ = event;
+}
+
+void EventTap::on_free(const FreeEvent& event) {
+    // The allocator's own releases of blocks the program never had (mimalloc's, glibc's
+    // tcache at thread exit) are not the program's events: the ledger counts them apart.
+    const bool shown = trace_ && (!event.internal || ledger_.find(event.addr));
+    ledger_.on_free(event);
+    if (shown) trace_->on_free(event);
+}
+
+void EventTap::on_resize(const ResizeEvent& event) {
+    ledger_.on_resize(event);
+    if (trace_) trace_->on_resize(event);
 }
 
 Session::Session(SessionOptions options) : options_(std::move(options)) {
     options_.tracer.intercept_sigint = options_.intercept_sigint;
+    // A traced release names its caller: every free takes its stack.
+    if (options_.trace != SessionOptions::Trace::kOff) options_.tracer.free_stacks = true;
     router_.set_wait_policy(options_.wait);
 }
 
@@ -63,6 +79,11 @@ TracedProcess& Session::add_process(pid_t pid, pid_t parent) {
     TracedProcess& p = *processes_.back();
     p.pid = pid;
     p.parent = parent;
+    if (options_.trace != SessionOptions::Trace::kOff) {
+        p.trace = std::make_unique<TraceWriter>(log_stream(), p.modules, symbolizer_, p.ledger.stacks(),
+                                                options_.trace == SessionOptions::Trace::kJson);
+        p.tap.set_trace(p.trace.get());
+    }
     if (!root_) {
         root_ = &p;
         p.tap.set_catch(catch_);

@@ -157,6 +157,7 @@ std::vector<std::string> Tracer::unmatched_requests() const {
         if (!matched_hooks_.count(symbol)) out.push_back("--hook " + symbol);
     if (!options_.allocator_object.empty() && !allocator_object_matched_)
         out.push_back("-O " + options_.allocator_object);
+    if (!options_.symbols_prefix.empty() && !prefix_matched_) out.push_back("--symbols-prefix " + options_.symbols_prefix);
     return out;
 }
 
@@ -179,6 +180,12 @@ void Tracer::require_requests_match() {
                                [&](const HookSpec& spec) { return !is_marker(spec.kind) && defines(m, spec.symbol); });
         }))
         missing.push_back("-O " + options_.allocator_object);
+    if (!options_.symbols_prefix.empty() && !any_module([&](const Module& m) {
+            return std::any_of(hook_specs().begin(), hook_specs().end(), [&](const HookSpec& spec) {
+                return spec.prefixable && defines(m, options_.symbols_prefix + std::string(spec.symbol));
+            });
+        }))
+        missing.push_back("--symbols-prefix " + options_.symbols_prefix);
     if (missing.empty()) return;
     std::string list;
     for (const std::string& m : missing) list += (list.empty() ? "" : ", ") + m;
@@ -375,7 +382,7 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
             sink_.on_unmap(UnmapEvent{ptr, length, tid, now_ns()});
             return;
         }
-        const FreeKind kind = free_kind(hook.kind);
+        const FreeKind kind = hook.mixed_release ? FreeKind::kAny : free_kind(hook.kind);
         // The C library's own frees (tcache flushed at thread exit, stdio buffers) of blocks
         // the program freed already are neither double frees nor the program's: no stack.
         const bool internal = hook.module->contains(ret);
@@ -423,8 +430,11 @@ void Tracer::on_entry(Tid tid, ThreadState& thread, arch::Registers& regs, const
     thread.pending.push_back(call);
     // realloc's old block is released at entry: once realloc runs, another thread's malloc may
     // be handed that address and return before this call does. A failed realloc undoes it.
-    if ((hook.kind == HookKind::kRealloc || hook.kind == HookKind::kReallocArray) && regs.arg(0) != 0)
-        sink_.on_free(FreeEvent{regs.arg(0), 0, tid, FreeKind::kRealloc, now_ns(), false});
+    // The release carries the call's stack (a double free then shows where it happened).
+    if (releases_at_entry(hook.kind) && regs.arg(0) != 0) {
+        const StackId stack = call.has_stack ? call.stack : 0;
+        sink_.on_free(FreeEvent{regs.arg(0), stack, tid, FreeKind::kRealloc, now_ns(), false});
+    }
 }
 
 // The caller of a marker is running: every call pending at or below its frame was abandoned
@@ -501,12 +511,31 @@ void Tracer::on_return(Tid tid, ThreadState& thread, arch::Registers& regs, Brea
         return;
     }
     // The old block was released at entry; it is still live only if the call failed.
-    if ((kind == HookKind::kRealloc || kind == HookKind::kReallocArray) && call.args[0] != 0 && !outcome.freed)
-        sink_.on_release_undone(call.args[0]);
+    if (releases_at_entry(kind) && call.args[0] != 0 && !outcome.freed) sink_.on_release_undone(call.args[0]);
+    if (outcome.resized) {
+        sink_.on_resize(ResizeEvent{outcome.resized, outcome.size, tid, now});
+        return;
+    }
+    if (kind == HookKind::kStrdup && outcome.allocated) outcome.size = remote_string_size(outcome.allocated);
     if (outcome.allocated) {
         const StackId stack = stack_at_return(call, regs);
         sink_.on_alloc(AllocEvent{outcome.allocated, outcome.size, stack, tid, alloc_kind(kind), now});
     }
+}
+
+// A string's length + 1, read in the target (the copy mi_strdup made); capped, as the block
+// itself is what is being measured and a missing terminator is the program's bug.
+std::uint64_t Tracer::remote_string_size(RemoteAddr str) const {
+    constexpr std::uint64_t kCap = std::uint64_t{1} << 30;
+    std::array<std::uint8_t, 256> chunk{};
+    for (std::uint64_t length = 0; length < kCap;) {
+        const std::size_t n = target_.memory().read(str + length, chunk);
+        if (n == 0) return length + 1;
+        const auto nul = std::find(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n), 0);
+        length += static_cast<std::uint64_t>(nul - chunk.begin());
+        if (nul != chunk.begin() + static_cast<std::ptrdiff_t>(n)) return length + 1;
+    }
+    return kCap;
 }
 
 StackId Tracer::stack_at_return(const PendingCall& call, const arch::Registers& regs) {
@@ -595,6 +624,13 @@ void Tracer::resolve_hooks(Tid tid) {
     };
     for (const HookSpec& spec : hook_specs()) resolve(spec.symbol, spec.kind, false);
     for (const auto& [symbol, kind] : options_.extra_hooks) resolve(symbol, kind, true);
+    if (!options_.symbols_prefix.empty())
+        for (const HookSpec& spec : hook_specs())
+            if (spec.prefixable) {
+                const std::string prefixed = options_.symbols_prefix + std::string(spec.symbol);
+                resolve(prefixed, spec.kind, true);
+                if (matched_hooks_.count(prefixed)) prefix_matched_ = true;
+            }
     std::sort(hooked_ranges_.begin(), hooked_ranges_.end());
     for (int s : scratch_.take_deferred_signals()) target_.defer_signal(tid, s);
 }
@@ -609,10 +645,14 @@ void Tracer::plant_hook(Tid tid, const Module& module, const std::string& symbol
         return;
     }
     // Aliases (memalign and aligned_alloc may share code): the first spec keeps the site.
-    if (site->hook < 0) {
+    if (site->hook >= 0) {
+        HookedFunction& first = hooks_[static_cast<std::size_t>(site->hook)];
+        if (is_release(first.kind) && is_release(kind) && free_kind(first.kind) != free_kind(kind))
+            first.mixed_release = true;
+    } else {
         site->hook = static_cast<std::int16_t>(hooks_.size());
         const RemoteAddr end = start + std::max<std::uint64_t>(size, 1);
-        hooks_.push_back(HookedFunction{kind, symbol, &module, start, end});
+        hooks_.push_back(HookedFunction{kind, false, symbol, &module, start, end});
         // Calls made from a marker are not nested allocator calls.
         if (!is_marker(kind)) hooked_ranges_.emplace_back(start, end);
     }

@@ -28,6 +28,7 @@ Tracer::Tracer(const Tracer& parent, Tid parent_tid, Target& target, EventSink& 
     initial_load_done_ = parent.initial_load_done_;
     allocator_object_matched_ = parent.allocator_object_matched_;
     matched_hooks_ = parent.matched_hooks_;
+    prefix_matched_ = parent.prefix_matched_;
     if (auto it = parent.threads_.find(parent_tid); it != parent.threads_.end()) {
         ThreadState state = it->second;
         state.serial = 0;

@@ -24,6 +24,9 @@ enum class FreeKind : std::uint8_t {
     kRealloc,  // the old block of a successful realloc, or realloc(p, 0)
     kDelete,
     kDeleteArray,
+    // One function that is free and operator delete at once (mimalloc and tcmalloc export
+    // one as an alias of the other): it may rightly release either kind of block.
+    kAny,
 };
 
 const char* to_string(AllocKind kind) noexcept;
@@ -47,6 +50,14 @@ struct FreeEvent {
     // Called from inside the allocator's own library (glibc's tcache handing its cached chunks
     // back when a thread exits, say), not by the program.
     bool internal = false;
+};
+
+// A live block whose size changed where it is (jemalloc's xallocx, mimalloc's mi_expand).
+struct ResizeEvent {
+    RemoteAddr addr;
+    std::uint64_t size;  // the new size
+    Tid tid;
+    std::uint64_t time_ns;
 };
 
 // A new mapping of the address space (mmap, mremap's new range, shmat) and the release of a
@@ -86,6 +97,7 @@ public:
     // A release recorded at a call's entry (realloc's old block) did not happen: the call
     // failed and the block is still live.
     virtual void on_release_undone(RemoteAddr) {}
+    virtual void on_resize(const ResizeEvent&) {}
     virtual void on_map(const MapEvent&) {}
     virtual void on_unmap(const UnmapEvent&) {}
     // The process exec'd: its old image, and every block in it, is gone.

@@ -21,6 +21,10 @@ enum class HookKind : std::uint8_t {
     kPvalloc,        // (size), rounded up to whole pages
     kNew,            // (size [, align] [, nothrow])
     kNewArray,
+    kReallocf,       // (ptr, size): mimalloc's mi_reallocf, which releases ptr even when it fails
+    kStrdup,         // (str [, n]) -> a copy; its size is the copy's length + 1, read at return
+    kXallocx,        // jemalloc (ptr, size, extra, flags) -> usable size: resizes ptr in place
+    kExpand,         // mimalloc (ptr, size) -> ptr, or NULL when it cannot grow in place
     kFree,           // (ptr)
     kDelete,         // (ptr [, size] [, align] [, nothrow])
     kDeleteArray,
@@ -39,17 +43,26 @@ enum class HookKind : std::uint8_t {
 struct HookSpec {
     std::string_view symbol;
     HookKind kind;
+    // A C-level allocator name that builds of an allocator with a symbol prefix rename
+    // (jemalloc's --with-jemalloc-prefix=je_: je_malloc, je_mallocx...); see --symbols-prefix.
+    bool prefixable = false;
 };
 
 // --hook's KIND names: malloc, calloc, realloc, free, new, new[], delete, delete[],
 // aligned_alloc, posix_memalign, mmap, munmap. nullopt for anything else.
 std::optional<HookKind> hook_kind_from_name(std::string_view name) noexcept;
 
-// Every function leakcheck hooks, in the order it resolves them.
+// Every function leakcheck hooks, in the order it resolves them: the C library's and C++'s,
+// jemalloc's, mimalloc's and tcmalloc's own APIs, mappings, markers. Where two names are
+// one function (tcmalloc's tc_malloc is its malloc), the first keeps the site.
 std::span<const HookSpec> hook_specs() noexcept;
 
 // Releases are seen at entry only; allocations at entry (arguments) and return (result).
 [[nodiscard]] bool is_release(HookKind kind) noexcept;
+// realloc and its kin: the old block is released at entry (see Tracer::on_entry).
+[[nodiscard]] bool releases_at_entry(HookKind kind) noexcept;
+// xallocx and mi_expand: a block changes size where it is.
+[[nodiscard]] bool is_resize(HookKind kind) noexcept;
 // kSetjmp and kCatch: watched for the stack's sake, no event of their own.
 [[nodiscard]] bool is_marker(HookKind kind) noexcept;
 // mmap and friends, as opposed to the heap allocator.
@@ -65,6 +78,7 @@ struct CallOutcome {
     std::uint64_t freed_size = 0;  // mremap: the old range's length
     RemoteAddr allocated = 0;  // the new block, else 0 (failure)
     std::uint64_t size = 0;
+    RemoteAddr resized = 0;    // a block resized in place to `size`, else 0
 };
 // `args` are the integer arguments at entry; `result` the return register; `out_ptr` the value
 // read back through posix_memalign's first argument (only read when result is 0).

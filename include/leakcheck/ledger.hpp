@@ -44,6 +44,8 @@ public:
     void on_free(const FreeEvent& event) override;
     bool wants_free_stack(RemoteAddr addr, FreeKind kind) const override;
     void on_release_undone(RemoteAddr addr) override;
+    // The block keeps its stack and age; only its size, and so the outstanding bytes, change.
+    void on_resize(const ResizeEvent& event) override;
     // A forked child starts with its parent's live blocks: its frees of them are neither
     // unknown nor its own leaks if never freed. They are counted apart (inherited_*).
     void inherit(const Ledger& parent);

@@ -22,6 +22,7 @@
 #include "leakcheck/stop_router.hpp"
 #include "leakcheck/symbolizer.hpp"
 #include "leakcheck/target.hpp"
+#include "leakcheck/trace_writer.hpp"
 #include "leakcheck/tracer.hpp"
 
 namespace leakcheck {
@@ -36,6 +37,8 @@ struct SessionOptions {
     // -f: forked children (and what they exec) are traced too, each with a ledger of its own.
     bool follow_forks = false;
     std::vector<std::string> env;  // NAME=VALUE for a launched program's environment
+    // -t: every allocation and release written to the log as it happens (text or JSON).
+    enum class Trace { kOff, kText, kJson } trace = Trace::kOff;
 };
 
 // Why run() returned.
@@ -59,9 +62,12 @@ public:
     EventTap(Ledger& ledger, MappingLedger& mappings) : ledger_(ledger), mappings_(mappings) {}
     StackId intern_stack(std::span<const RemoteAddr> pcs) override { return ledger_.intern_stack(pcs); }
     void on_alloc(const AllocEvent& event) override;
-    void on_free(const FreeEvent& event) override { ledger_.on_free(event); }
+    void on_free(const FreeEvent& event) override;
     bool wants_free_stack(RemoteAddr addr, FreeKind kind) const override { return ledger_.wants_free_stack(addr, kind); }
     void on_release_undone(RemoteAddr addr) override { ledger_.on_release_undone(addr); }
+    void on_resize(const ResizeEvent& event) override;
+    // Each event also goes to `trace` (nullptr: none).
+    void set_trace(TraceWriter* trace) noexcept { trace_ = trace; }
     void on_map(const MapEvent& event) override { mappings_.on_map(event); }
     void on_unmap(const UnmapEvent& event) override { mappings_.on_unmap(event); }
     void on_exec() override { ledger_.on_exec(); }
@@ -78,6 +84,7 @@ private:
     MappingLedger& mappings_;
     std::optional<std::pair<std::uint64_t, std::uint64_t>> range_;
     std::optional<AllocEvent> caught_;
+    TraceWriter* trace_ = nullptr;
 };
 
 // One traced process: the one launched or attached to, or (follow_forks) a child of it.
@@ -89,6 +96,7 @@ struct TracedProcess {
     MappingLedger mappings;
     EventTap tap{ledger, mappings};
     ModuleMap modules;
+    std::unique_ptr<TraceWriter> trace;  // -t
     std::unique_ptr<Target> target;
     std::unique_ptr<Tracer> tracer;
     ProcessEnd end;  // a copy of the tracer's, once it has ended

@@ -29,6 +29,9 @@ struct TracerOptions {
     bool free_stacks = false;       // unwind at every free, not only at those that are findings
     std::string allocator_object;   // -O: look for the allocator in this object first
     std::vector<std::pair<std::string, HookKind>> extra_hooks;  // --hook SYMBOL=KIND
+    // --symbols-prefix: also hook P+malloc, P+free... (a prefixed jemalloc build's je_malloc),
+    // in any symbol table, as custom allocators are.
+    std::string symbols_prefix;
 };
 
 struct TracerStats {
@@ -116,6 +119,9 @@ public:
 private:
     struct HookedFunction {
         HookKind kind;
+        // Other names of the same code release another family (free is also operator
+        // delete): its releases are FreeKind::kAny.
+        bool mixed_release = false;
         std::string symbol;
         const Module* module;
         RemoteAddr start;
@@ -159,6 +165,7 @@ private:
     void on_return(Tid tid, ThreadState& thread, arch::Registers& regs, BreakpointSite& site);
     void maybe_disarm(BreakpointSite& site);
     StackId stack_at_return(const PendingCall& call, const arch::Registers& regs);
+    [[nodiscard]] std::uint64_t remote_string_size(RemoteAddr str) const;
     // The capture buffer for a stack that starts at the stopped pc (max_frames of it).
     std::span<RemoteAddr> stack_frames() noexcept { return std::span<RemoteAddr>(frames_).first(frames_.size() - 1); }
     void on_marker(ThreadState& thread, HookKind kind, Tid tid, RemoteAddr sp, RemoteAddr ret);
@@ -202,6 +209,7 @@ private:
     bool initial_load_done_ = false;
     // What --hook and -O matched at some time of the run (an exec does not forget them).
     bool allocator_object_matched_ = false;
+    bool prefix_matched_ = false;
     std::unordered_set<std::string> matched_hooks_;
     std::uint64_t page_size_ = 4096;
     std::vector<RemoteAddr> frames_;              // scratch buffer for captures
