@@ -168,6 +168,23 @@ TEST(JsonStream, UnmatchedRequestsAreAnObject) {
     EXPECT_EQ(objects[4]["exit_status"], 120);
 }
 
+// -t with --json: each call is an object of the stream too, in the order made.
+TEST(JsonStream, TracedCallsAreObjects) {
+    const RunResult r = run_leakcheck({"--json", "-t"}, {fixture("exit_code")}, with_timeout());
+    ASSERT_FALSE(r.timed_out);
+    EXPECT_TRUE(r.exited(7)) << r.err;
+    const std::vector<json> objects = parse_stream(r.err);
+    ASSERT_EQ(types(objects), (std::vector<std::string>{"launch", "alloc", "alloc", "exit", "report", "end"})) << r.err;
+    // exit_code.c: malloc(42) at :25 in main, then its printf's stdout buffer.
+    EXPECT_EQ(objects[1]["kind"], "malloc");
+    EXPECT_EQ(objects[1]["size"], 42);
+    EXPECT_EQ(objects[1]["tid"], objects[0]["pid"]);
+    EXPECT_EQ(objects[1]["caller"]["function"], "main");
+    EXPECT_EQ(objects[1]["caller"]["line"], 25);
+    EXPECT_EQ(objects[2]["size"], 4096);
+    EXPECT_EQ(objects[5]["exit_status"], 7);
+}
+
 // leakcheck's own failure: an error object, then the end with its status.
 TEST(JsonStream, AnErrorIsAnObjectAndTheEndHasItsStatus) {
     const pid_t child = ::fork();
