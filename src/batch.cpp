@@ -73,6 +73,7 @@ void report_stats(const Session& session) {
 // Each periodic report also samples every stack's outstanding bytes, so a stack that grows
 // report after report is marked and, with --sort growth, shown first.
 void periodic_report(Session& session, const BatchOptions& batch, GrowthTracker& growth) {
+    if (batch.scan) session.scan_leaks();  // the program is resumed by the next run()
     growth.record(session.ledger());
     ReportOptions options = batch.report;
     options.timestamp = std::time(nullptr);
@@ -180,6 +181,7 @@ BatchResult run_attached(const BatchOptions& options) {
             break;
         }
     }
+    if (options.scan && !last_was_report) session.scan_leaks();  // before the detach lets it run
     session.detach();
     log_stream() << "leakcheck: detached from process " << options.pid << '\n';
     if (!last_was_report) final_report(session, options, growth);

@@ -16,6 +16,7 @@
 #include "leakcheck/mapping_ledger.hpp"
 #include "leakcheck/module_map.hpp"
 #include "leakcheck/report.hpp"
+#include "leakcheck/scanner.hpp"
 #include "leakcheck/signals.hpp"
 #include "leakcheck/stop_router.hpp"
 #include "leakcheck/symbolizer.hpp"
@@ -34,6 +35,8 @@ struct SessionOptions {
     // -f: forked children (and what they exec) are traced too, each with a ledger of its own.
     bool follow_forks = false;
     std::vector<std::string> env;  // NAME=VALUE for a launched program's environment
+    // Classify the live blocks by reachability when a process ends (at its exit stop).
+    bool scan_at_exit = false;
 };
 
 // Why run() returned.
@@ -90,6 +93,7 @@ struct TracedProcess {
     std::unique_ptr<Target> target;
     std::unique_ptr<Tracer> tracer;
     ProcessEnd end;  // a copy of the tracer's, once it has ended
+    std::optional<LeakScan> leaks;  // the latest reachability scan, shown with its reports
 
     [[nodiscard]] bool alive() const noexcept { return target && target->alive(); }
 };
@@ -153,6 +157,10 @@ public:
     // The crashed thread's stack, symbolized, when the program died of a fatal signal.
     std::string describe_crash(std::size_t max_frames);
 
+    // The reachability scan of every traced process, now (their threads are left stopped);
+    // its result goes with their next reports.
+    void scan_leaks();
+
     [[nodiscard]] const Ledger& ledger() const noexcept { return root_->ledger; }
     [[nodiscard]] const MappingLedger& mappings() const noexcept { return root_->mappings; }
     [[nodiscard]] const ModuleMap& modules() const noexcept { return root_->modules; }
@@ -164,6 +172,8 @@ private:
     void adopt_fork(Tracer& parent, Tid parent_tid, pid_t child) override;
     void adopt_exec(Tracer& parent, pid_t child) override;
     TracedProcess& add_process(pid_t pid, pid_t parent);
+    void scan_process(TracedProcess& process, const std::unordered_map<Tid, arch::Registers>* dying = nullptr) noexcept;
+    void arm_exit_scan(TracedProcess& process);
     TracedProcess* process_of(const Target* target) noexcept;
     [[nodiscard]] bool any_alive() const noexcept;
     void stop_all();

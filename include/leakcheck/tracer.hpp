@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -99,6 +100,13 @@ public:
     // Names of the hooked functions and the module each was found in (for -v and tests).
     [[nodiscard]] std::vector<std::string> hooked_functions() const;
 
+    // Called once when the process ends (all threads exiting), at the exit stop while its
+    // address space is still intact, with every thread in a ptrace-stop or gone: the moment
+    // for the reachability scan. `dying` holds the registers of threads that passed their
+    // exit stop already, on their way out with the process. See tracer_exit.cpp.
+    using ExitObserver = std::function<void(const std::unordered_map<Tid, arch::Registers>& dying)>;
+    void set_exit_observer(ExitObserver observer) { exit_observer_ = std::move(observer); }
+
     // Leaves the process running untraced: stops every thread, rewinds and swallows traps of
     // ours that are still pending, restores every byte written into code, detaches. The
     // scratch chunks stay mapped (a signal frame may return into one).
@@ -160,6 +168,7 @@ private:
     void resume(Tid tid, int signal = 0);
     void plant_rendezvous(Tid tid);
     void require_allocator() const;
+    bool take_exit_stop(Tid tid);  // true: the thread's exit stop was handled (it is resumed)
 
     Target& target_;
     EventSink& sink_;
@@ -188,6 +197,13 @@ private:
     ForkFollower* follower_ = nullptr;
     bool interrupted_ = false;
     TracerStats stats_;
+    // The exit scan (tracer_exit.cpp).
+    ExitObserver exit_observer_;
+    std::unordered_map<Tid, arch::Registers> dying_;  // threads gone ahead with the process
+    bool collecting_exits_ = false;  // stopping every thread at the group leader's exit stop
+    bool leader_exited_ = false;
+    bool exit_observed_ = false;
+    std::unordered_set<Tid> parked_exits_;  // threads held at their exit stop meanwhile
 };
 
 }  // namespace leakcheck

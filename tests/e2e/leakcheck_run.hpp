@@ -16,6 +16,14 @@
 //   \tB bytes in K mappings from stack
 //   \t\t#I FRAME...
 //   Mappings: A mapped (X bytes), U unmapped, L bytes in K mappings outstanding]
+//   [Definitely lost blocks from N stacks:            (--leak-check=full, per kind shown)
+//   \tB bytes in K blocks from stack
+//   \t\t#I FRAME...]
+//   [LEAK SUMMARY:                                     (unless --leak-check=no)
+//      definitely lost: B bytes in K blocks            (numbers with thousands separators)
+//      indirectly lost: ...
+//        possibly lost: ...
+//      still reachable: ...]
 // Test-only; depends on nothing in src/.
 #pragma once
 
@@ -23,6 +31,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -110,6 +119,21 @@ struct MappingSection {
     std::uint64_t live_mappings = 0;
 };
 
+struct LeakCount {
+    std::uint64_t bytes = 0;
+    std::uint64_t blocks = 0;
+    bool operator==(const LeakCount&) const = default;
+};
+
+// The reachability scan: the LEAK SUMMARY and, with --leak-check=full, the stacks of each
+// kind listed, keyed by the kind's phrase ("definitely lost", ..., "still reachable").
+struct LeakSection {
+    bool present = false;
+    LeakCount definite, indirect, possible, reachable;
+    std::map<std::string, std::vector<Stack>> stacks;
+    std::map<std::string, std::size_t> stack_counts;  // "N stacks" of each listed kind
+};
+
 struct Report {
     bool ok = false;
     std::string error;  // why parsing failed, with the offending line
@@ -129,6 +153,7 @@ struct Report {
     std::vector<Stack> stacks;
     Summary summary;
     MappingSection mappings;
+    LeakSection leaks;
 
     // The first stack whose frame `function` (at `file_line` if not empty) exists, or nullptr.
     [[nodiscard]] const Stack* stack_with(const std::string& function, const std::string& file_line = "") const;
