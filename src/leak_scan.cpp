@@ -23,7 +23,8 @@ ThreadContext context_of(Tid tid, const arch::Registers& regs) {
 }  // namespace
 
 LeakScan scan_target(Target& target, const LiveBlockTable& live, const ScanOptions& options,
-                     const std::unordered_map<Tid, arch::Registers>* dying) {
+                     const std::unordered_map<Tid, arch::Registers>* dying,
+                     const std::unordered_map<Tid, RemoteAddr>* stack_from) {
     std::vector<ThreadContext> threads;
     for (Tid tid : target.threads()) {
         arch::Registers regs;
@@ -33,6 +34,10 @@ LeakScan scan_target(Target& target, const LiveBlockTable& live, const ScanOptio
     if (dying) {
         for (const auto& [tid, regs] : *dying)
             if (!target.is_stopped(tid)) threads.push_back(context_of(tid, regs));
+    }
+    if (stack_from) {
+        for (ThreadContext& t : threads)
+            if (auto it = stack_from->find(t.tid); it != stack_from->end()) t.stack_from = it->second;
     }
     const std::string path = "/proc/" + std::to_string(target.pid()) + "/maps";
     std::ifstream maps(path);

@@ -231,7 +231,8 @@ LeakScan Scanner::scan(std::span<const ThreadContext> threads, std::span<const M
         bool stack = false;
         for (const ThreadContext& t : threads) {
             if (t.sp < r.start || t.sp >= r.end) continue;
-            const RemoteAddr low = t.sp >= r.start + kStackRedZone ? t.sp - kStackRedZone : r.start;
+            RemoteAddr low = t.sp >= r.start + kStackRedZone ? t.sp - kStackRedZone : r.start;
+            if (t.stack_from > low && t.stack_from < r.end) low = t.stack_from;
             begin = stack ? std::min(begin, low) : low;
             stack = true;
         }

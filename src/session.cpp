@@ -163,12 +163,13 @@ void Session::adopt_exec(Tracer& parent, pid_t child) {
 }
 
 // The reachability scan (leak_scan.hpp). A failed scan costs its summary, never the session.
-void Session::scan_process(TracedProcess& process, const std::unordered_map<Tid, arch::Registers>* dying) noexcept {
+void Session::scan_process(TracedProcess& process, const Tracer::ExitState* exit) noexcept {
     try {
         ScanOptions scan;
         // After an attach, blocks from before it are heap memory the ledger does not know.
         scan.untracked_heap_is_root = !process.target->launched();
-        process.leaks = scan_target(*process.target, process.ledger.live(), scan, dying);
+        process.leaks = scan_target(*process.target, process.ledger.live(), scan, exit ? &exit->dying : nullptr,
+                                    exit ? &exit->stack_from : nullptr);
     } catch (const std::exception& e) {
         warn(std::string("reachability scan of process ") + std::to_string(process.pid) + " failed: " + e.what());
         process.leaks.reset();
@@ -177,7 +178,7 @@ void Session::scan_process(TracedProcess& process, const std::unordered_map<Tid,
 
 void Session::arm_exit_scan(TracedProcess& process) {
     if (options_.scan_at_exit) process.tracer->set_exit_observer(
-            [this, &process](const std::unordered_map<Tid, arch::Registers>& dying) { scan_process(process, &dying); });
+            [this, &process](const Tracer::ExitState& exit) { scan_process(process, &exit); });
 }
 
 void Session::scan_leaks() {

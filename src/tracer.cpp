@@ -246,7 +246,7 @@ void Tracer::handle_event(const Stop& stop) {
             break;
         case PTRACE_EVENT_EXEC:
             leader_exited_ = exit_observed_ = false;  // a new image will end in its own time
-            dying_.clear();
+            exit_state_ = {};
             on_exec(stop.tid);
             break;
         case PTRACE_EVENT_EXIT:

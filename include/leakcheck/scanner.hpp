@@ -34,6 +34,8 @@ struct ThreadContext {
     Tid tid = 0;
     RemoteAddr sp = 0;
     std::vector<std::uint64_t> registers;
+    // Where its stack is scanned from; 0: sp minus the red zone.
+    RemoteAddr stack_from = 0;
 };
 
 // One line of /proc/PID/maps.

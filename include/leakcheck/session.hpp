@@ -172,7 +172,7 @@ private:
     void adopt_fork(Tracer& parent, Tid parent_tid, pid_t child) override;
     void adopt_exec(Tracer& parent, pid_t child) override;
     TracedProcess& add_process(pid_t pid, pid_t parent);
-    void scan_process(TracedProcess& process, const std::unordered_map<Tid, arch::Registers>* dying = nullptr) noexcept;
+    void scan_process(TracedProcess& process, const Tracer::ExitState* exit = nullptr) noexcept;
     void arm_exit_scan(TracedProcess& process);
     TracedProcess* process_of(const Target* target) noexcept;
     [[nodiscard]] bool any_alive() const noexcept;

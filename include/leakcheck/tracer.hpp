@@ -102,9 +102,15 @@ public:
 
     // Called once when the process ends (all threads exiting), at the exit stop while its
     // address space is still intact, with every thread in a ptrace-stop or gone: the moment
-    // for the reachability scan. `dying` holds the registers of threads that passed their
-    // exit stop already, on their way out with the process. See tracer_exit.cpp.
-    using ExitObserver = std::function<void(const std::unordered_map<Tid, arch::Registers>& dying)>;
+    // for the reachability scan. See tracer_exit.cpp.
+    struct ExitState {
+        // Registers of threads that passed their exit stop already, going with the process.
+        std::unordered_map<Tid, arch::Registers> dying;
+        // The thread that called the C library's exit(): its stack from the caller's frame
+        // on (exit's own frames hold only stale words of frames that ended before).
+        std::unordered_map<Tid, RemoteAddr> stack_from;
+    };
+    using ExitObserver = std::function<void(const ExitState&)>;
     void set_exit_observer(ExitObserver observer) { exit_observer_ = std::move(observer); }
 
     // Leaves the process running untraced: stops every thread, rewinds and swallows traps of
@@ -199,7 +205,11 @@ private:
     TracerStats stats_;
     // The exit scan (tracer_exit.cpp).
     ExitObserver exit_observer_;
-    std::unordered_map<Tid, arch::Registers> dying_;  // threads gone ahead with the process
+    ExitState exit_state_;
+    RemoteAddr exit_function_start_ = 0;  // the C library's exit(), once looked up
+    RemoteAddr exit_function_end_ = 0;
+    bool exit_function_known_ = false;
+    RemoteAddr caller_of_exit_sp(Tid tid);
     bool collecting_exits_ = false;  // stopping every thread at the group leader's exit stop
     bool leader_exited_ = false;
     bool exit_observed_ = false;
