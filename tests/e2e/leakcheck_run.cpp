@@ -329,6 +329,38 @@ Report parse_report(const std::string& text) {
     return r;
 }
 
+std::vector<LeakSection> parse_leak_sections(const std::string& text) {
+    const std::vector<std::string> all = test::lines(text);
+    std::vector<LeakSection> sections;
+    for (std::size_t i = 0; i < all.size();) {
+        const bool starts = all[i] == "LEAK SUMMARY:" || all[i].find(" blocks from ") != std::string::npos;
+        if (!starts) {
+            ++i;
+            continue;
+        }
+        LeakSection s;
+        const std::size_t at = i;
+        if (parse_leaks(all, i, s).empty() && s.present) sections.push_back(std::move(s));
+        if (i == at) ++i;
+    }
+    return sections;
+}
+
+std::vector<Stack> parse_report_stacks(const std::string& text) {
+    static const std::regex top_re(R"(^(?:\[[0-9:]+\] )?Top (\d+) stacks with outstanding allocations:$)");
+    static const std::regex addr_re(R"(^\taddr = ([0-9a-f]+) size = (\d+)$)");
+    static const std::regex header_re(R"(^\t(\d+) bytes? in (\d+) allocations? from stack$)");
+    const std::vector<std::string> all = test::lines(text);
+    std::vector<Stack> stacks;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        if (!std::regex_match(all[i], top_re)) continue;
+        ++i;
+        parse_stacks(all, i, addr_re, header_re, stacks);
+        break;
+    }
+    return stacks;
+}
+
 std::vector<Report> parse_process_reports(const std::string& text) {
     std::vector<Report> reports;
     std::string chunk;

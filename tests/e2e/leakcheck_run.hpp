@@ -168,6 +168,11 @@ struct Report {
 // at the first "leakcheck: program ..." line; every line from there to the Summary must have
 // the expected shape.
 Report parse_report(const std::string& text);
+// Every scan section (the per-kind lists and LEAK SUMMARY) in `text`, in order: for attach
+// mode's reports, which parse_report does not take.
+std::vector<LeakSection> parse_leak_sections(const std::string& text);
+// The stacks of the first "Top N stacks with outstanding allocations:" section in `text`.
+std::vector<Stack> parse_report_stacks(const std::string& text);
 // -f: one report per "leakcheck: process ..." line, in the order printed (text before the
 // first such line goes with the first report's `before`).
 std::vector<Report> parse_process_reports(const std::string& text);
