@@ -17,6 +17,7 @@ constexpr std::uint64_t kWord = 8;
 constexpr std::size_t kChunk = std::size_t{1} << 20;   // bytes per bulk read of a root region
 constexpr std::size_t kBatchBytes = std::size_t{8} << 20;  // block contents per batch of reads
 constexpr std::size_t kBatchBlocks = 4096;
+constexpr std::size_t kWindow = std::size_t{64} << 10;  // read ahead of a block scanned alone
 constexpr std::uint64_t kPage = 4096;
 
 std::uint64_t align_up(std::uint64_t v) { return (v + kWord - 1) & ~(kWord - 1); }
@@ -186,9 +187,31 @@ void Scanner::drain(bool clique, std::size_t leader) {
             const std::uint64_t from = align_up(addrs_[i]);
             const std::uint64_t to = align_down(addrs_[i] + nodes_[i].size);
             const std::size_t len = to > from ? static_cast<std::size_t>(to - from) : 0;
+            if (from >= window_base_ && from + len <= window_base_ + window_.size()) {
+                // Read with its neighbours already (a list walked in allocation order).
+                const std::span<const std::uint8_t> content(window_.data() + (from - window_base_), len);
+                block_bytes_ += len;
+                if (clique) scan_words_clique(content, leader);
+                else scan_words(content, nodes_[i].state == State::kReachable);
+                continue;
+            }
             batch.push_back(i);
             spans.push_back({bytes, len});
             bytes += len;
+        }
+        if (batch.empty()) continue;
+        if (batch.size() == 1 && bytes <= kWindow) {
+            // One block at a time (a chain): read the memory after it too, as the next block
+            // is likely there.
+            const RemoteAddr from = align_up(addrs_[batch[0]]);
+            window_.resize(kWindow);
+            window_.resize(memory_.read(from, std::span<std::uint8_t>(window_.data(), kWindow)));
+            window_base_ = from;
+            if (window_.size() >= bytes) {
+                stack_.push_back(batch[0]);  // taken from the window on the next round
+                continue;
+            }
+            window_.clear();
         }
         data.resize(std::max(data.size(), bytes));
         for (std::size_t k = 0; k < batch.size(); ++k)

@@ -51,6 +51,7 @@ std::vector<MemoryRegion> parse_memory_regions(const std::string& maps_text);
 struct LeakCount {
     std::uint64_t bytes = 0;
     std::uint64_t blocks = 0;
+    bool operator==(const LeakCount&) const = default;
 };
 
 // A live block and the kind the scan gave it.
@@ -117,6 +118,8 @@ private:
     std::vector<Node> nodes_;        // parallel to addrs_
     std::vector<std::uint32_t> stack_;  // blocks to scan
     std::vector<std::uint8_t> buffer_;
+    std::vector<std::uint8_t> window_;  // memory from window_base_ on, read ahead
+    RemoteAddr window_base_ = 0;
     std::uint64_t lowest_ = 0;
     std::uint64_t highest_end_ = 0;
     std::uint64_t root_bytes_ = 0;
