@@ -228,6 +228,22 @@ void Scanner::drain(bool clique, std::size_t leader) {
     }
 }
 
+// glibc's arenas other than the main one live in heaps it maps aligned to HEAP_MAX_SIZE
+// (64 MiB), each starting with a heap_info {ar_ptr, prev, size, mprotect_size, ...}; the
+// first heap of an arena holds the arena itself right after it. Such a heap may hold no live
+// block at the moment (all freed) and still be full of stale pointers.
+bool Scanner::is_malloc_heap(const MemoryRegion& r) const noexcept {
+    constexpr std::uint64_t kHeapMax = std::uint64_t{64} << 20;
+    if (r.start % kHeapMax != 0 || r.end - r.start > kHeapMax) return false;
+    std::uint64_t info[4] = {};
+    if (!memory_.read_value(r.start, info)) return false;
+    const std::uint64_t ar_ptr = info[0], size = info[2], mprotect_size = info[3];
+    const bool arena_here = ar_ptr >= r.start && ar_ptr < r.start + kPage;
+    const bool arena_elsewhere = ar_ptr % kWord == 0 && (ar_ptr < r.start || ar_ptr >= r.start + kHeapMax) && info[1] != 0;
+    return (arena_here || arena_elsewhere) && size > 0 && size <= mprotect_size && mprotect_size <= kHeapMax &&
+           mprotect_size <= r.end - r.start + kPage;
+}
+
 LeakScan Scanner::scan(std::span<const ThreadContext> threads, std::span<const MemoryRegion> regions,
                        const ScanOptions& options) {
     LeakScan result;
@@ -243,7 +259,8 @@ LeakScan Scanner::scan(std::span<const ThreadContext> threads, std::span<const M
         const auto last = std::lower_bound(addrs_.begin(), addrs_.end(), r.end) - addrs_.begin();
         // The allocator's anonymous memory (brk heap, arenas, mmapped chunks) holds, besides
         // live blocks, freed ones with stale pointers: reached only through blocks.
-        const bool allocator = r.path == "[heap]" || (r.path.empty() && last > first);
+        const bool allocator =
+            r.path == "[heap]" || (r.path.empty() && (last > first || is_malloc_heap(r)));
         if (allocator && !options.untracked_heap_is_root) continue;
         std::vector<std::pair<RemoteAddr, RemoteAddr>> holes;
         for (auto i = first; i < last; ++i)

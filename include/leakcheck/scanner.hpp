@@ -106,6 +106,7 @@ private:
 
     // Index of the block containing addr (a pointer to its start or into it), or -1.
     [[nodiscard]] std::int64_t block_of(std::uint64_t addr) const noexcept;
+    [[nodiscard]] bool is_malloc_heap(const MemoryRegion& region) const noexcept;
     void scan_root_range(RemoteAddr start, RemoteAddr end, std::span<const std::pair<RemoteAddr, RemoteAddr>> holes);
     void scan_words(std::span<const std::uint8_t> bytes, bool definite);
     void scan_words_clique(std::span<const std::uint8_t> bytes, std::size_t leader);

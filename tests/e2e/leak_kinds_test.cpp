@@ -123,6 +123,20 @@ TEST(LeakKinds, CxxLeakHolderLostWithItsVector) {
     EXPECT_GE(l.stacks.at("indirectly lost")[0].find("make_holder()", "cxx_leak.cpp:87"), 0) << t.run.err;
 }
 
+TEST(LeakKinds, StalePointersInAFreedArenaKeepNothing) {
+    // A thread's arena, every block freed, still holds the lost block's address: it is the
+    // allocator's memory, no root.
+    const Traced t = trace({"--leak-check=full"}, {fixture("freed_arena")});
+    ASSERT_TRACED(t);
+    EXPECT_UNHARMED(t, 0);
+    expect_summary(t.report, 66, 128320, 64, 320, 2);
+    EXPECT_EQ(t.report.leaks.definite, (LeakCount{48, 1}));
+    EXPECT_EQ(t.report.leaks.possible, (LeakCount{kThreadDtv, 1}));
+    EXPECT_EQ(t.report.leaks.reachable, (LeakCount{0, 0}));
+    ASSERT_EQ(t.report.leaks.stacks.at("definitely lost").size(), 1u);
+    EXPECT_TRUE(frame_is(t.report.leaks.stacks.at("definitely lost")[0], 0, "main", "freed_arena.c:37"));
+}
+
 TEST(LeakKinds, JsonCarriesTheKindOfEveryStack) {
     const RunResult run = run_leakcheck({"--json"}, {fixture("leak_graph")}, timeout(60s));
     ASSERT_FALSE(run.timed_out) << run.err;

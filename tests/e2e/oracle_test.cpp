@@ -254,6 +254,7 @@ std::vector<OracleCase> cases() {
     return {
         fx("fib_leak"),
         fx("leak_graph"),
+        fx("freed_arena"),
         fx("no_leak"),
         fx("error_path"),
         OracleCase{"error_path_file", {fixture("error_path")}, {"{INPUT}"}, true},

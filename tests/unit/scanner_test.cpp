@@ -5,6 +5,7 @@
 // and the LEAK SUMMARY text.
 #include "leakcheck/scanner.hpp"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -171,6 +172,29 @@ TEST(Scanner, HeapMemoryOutsideBlocksIsARootOnlyAfterAnAttach) {
     const LeakScan s = g.scan({}, attached);
     EXPECT_EQ(Graph::kind_of(s, g.slot(0)), LeakKind::kReachable);
     EXPECT_EQ(Graph::kind_of(s, g.slot(2)), LeakKind::kDefinite);  // tracked blocks are no roots
+}
+
+TEST(Scanner, AnArenaHeapWithNoLiveBlockIsNoRoot) {
+    // A 64 MiB-aligned mapping that starts like glibc's heap_info (its arena right after it):
+    // a thread's arena whose blocks are all freed, stale pointers in its free chunks.
+    constexpr std::size_t kHeapMax = std::size_t{64} << 20;
+    void* raw = ::mmap(nullptr, 2 * kHeapMax, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ASSERT_NE(raw, MAP_FAILED);
+    const RemoteAddr heap = (reinterpret_cast<RemoteAddr>(raw) + kHeapMax - 1) & ~RemoteAddr{kHeapMax - 1};
+    auto* words = reinterpret_cast<std::uint64_t*>(heap);
+    words[0] = heap + 32;  // ar_ptr
+    words[1] = 0;          // prev
+    words[2] = 132 * 1024; // size
+    words[3] = 132 * 1024; // mprotect_size
+    Graph g;
+    g.add_block(0, 32);
+    words[100] = g.slot(0);
+    const MemoryRegion arena{heap, heap + 132 * 1024, true, true, ""};
+    EXPECT_EQ(Graph::kind_of(g.scan({}, {}, {arena}), g.slot(0)), LeakKind::kDefinite);
+    // The same memory without the header is the program's own mapping: a root.
+    words[0] = 0;
+    EXPECT_EQ(Graph::kind_of(g.scan({}, {}, {arena}), g.slot(0)), LeakKind::kReachable);
+    ::munmap(raw, 2 * kHeapMax);
 }
 
 TEST(Scanner, AMillionChainedBlocksAllReachable) {
