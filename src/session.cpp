@@ -187,6 +187,20 @@ void Session::scan_leaks() {
         if (p->alive()) scan_process(*p);
 }
 
+std::optional<LeakScan> Session::scan_now() {
+    if (!root_ || !root_->alive()) return std::nullopt;
+    std::optional<LeakScan> kept = std::move(root_->leaks);
+    stop_all();
+    scan_process(*root_);
+    std::optional<LeakScan> now = std::exchange(root_->leaks, std::move(kept));
+    return now;
+}
+
+void Session::write_leaks(std::ostream& out, const LeakScan& scan, const ReportOptions& options) {
+    write_leak_report(out, scan, root_->ledger.stacks(), root_->modules, symbolizer_, options);
+    out.flush();
+}
+
 void Session::stop_all() {
     for (std::size_t i = 0; i < processes_.size(); ++i)
         if (processes_[i]->alive()) processes_[i]->tracer->stop_all();

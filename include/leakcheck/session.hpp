@@ -160,6 +160,10 @@ public:
     // The reachability scan of every traced process, now (their threads are left stopped);
     // its result goes with their next reports.
     void scan_leaks();
+    // The root process's reachability now (its threads are left stopped), not kept for the
+    // reports; and that scan's section of a report (leak_report.hpp), for a prompt.
+    std::optional<LeakScan> scan_now();
+    void write_leaks(std::ostream& out, const LeakScan& scan, const ReportOptions& options);
 
     [[nodiscard]] const Ledger& ledger() const noexcept { return root_->ledger; }
     [[nodiscard]] const MappingLedger& mappings() const noexcept { return root_->mappings; }

@@ -137,6 +137,30 @@ TEST(LeakKinds, StalePointersInAFreedArenaKeepNothing) {
     EXPECT_TRUE(frame_is(t.report.leaks.stacks.at("definitely lost")[0], 0, "main", "freed_arena.c:37"));
 }
 
+TEST(LeakKinds, ThePromptScansTheStoppedProgram) {
+    // Stopped at the worker's first malloc(2000): main's block is still in a global, the new
+    // block's address in a register; the worker's DTV is possibly lost as ever.
+    TempDir dir;
+    const std::string script =
+        dir.write("cmds", "catch alloc 2000\nrun\ninfo leaks definite\ninfo leaks all\nkill\nquit\n");
+    const RunResult run = run_leakcheck({"-x", script}, {fixture("freed_arena")}, timeout(60s));
+    ASSERT_FALSE(run.timed_out) << run.out << run.err;
+    const std::vector<LeakSection> sections = parse_leak_sections(run.out + run.err);
+    ASSERT_EQ(sections.size(), 2u) << run.out << run.err;
+    for (const LeakSection& l : sections) {
+        EXPECT_EQ(l.definite, (LeakCount{0, 0}));
+        EXPECT_EQ(l.indirect, (LeakCount{0, 0}));
+        EXPECT_EQ(l.possible, (LeakCount{kThreadDtv, 1}));
+        EXPECT_EQ(l.reachable, (LeakCount{2048, 2}));
+    }
+    EXPECT_TRUE(sections[0].stacks.empty()) << "nothing definitely lost to list";
+    ASSERT_EQ(sections[1].stacks.size(), 2u) << run.out;
+    const std::vector<Stack>& reachable = sections[1].stacks.at("still reachable");
+    ASSERT_EQ(reachable.size(), 2u);
+    EXPECT_TRUE(frame_is(reachable[0], 0, "worker", "freed_arena.c:28"));
+    EXPECT_TRUE(frame_is(reachable[1], 0, "main", "freed_arena.c:37"));
+}
+
 TEST(LeakKinds, JsonCarriesTheKindOfEveryStack) {
     const RunResult run = run_leakcheck({"--json"}, {fixture("leak_graph")}, timeout(60s));
     ASSERT_FALSE(run.timed_out) << run.err;
