@@ -85,6 +85,8 @@ struct ScanOptions {
 // live data of the stopped thread, so they are scanned too.
 inline constexpr std::uint64_t kStackRedZone = 128;
 
+// One scan per Scanner: it indexes the live blocks (sorted by address) when made, and its marks
+// are the scan's state.
 class Scanner {
 public:
     Scanner(const RemoteMemory& memory, const LiveBlockTable& live);
