@@ -73,6 +73,7 @@ void report_stats(const Session& session) {
 // report after report is marked and, with --sort growth, shown first.
 void periodic_report(Session& session, const BatchOptions& batch, GrowthTracker& growth, RunEvents& events,
                      bool last = false) {
+    if (batch.scan) session.scan_leaks();  // the program is resumed by the next run()
     growth.record(session.ledger());
     if (!batch.session.follow_forks) {
         session.write_report(log_stream(), report_options(batch, session.pid(), true, last), &growth, batch.json);
@@ -172,6 +173,7 @@ BatchResult run_attached(const BatchOptions& options) {
             if (counted_out) break;
         }
     }
+    if (options.scan && !counted_out) session.scan_leaks();  // before the detach lets it run
     session.detach();
     events.detached(options.pid);
     if (!counted_out) final_report(session, options, growth);

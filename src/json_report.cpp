@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "leakcheck/json_events.hpp"
+#include "leakcheck/leak_report.hpp"
 #include "leakcheck/report_mappings.hpp"
 #include "report_format.hpp"
 #include "report_selection.hpp"
@@ -20,7 +21,7 @@ using detail::Json;
 
 void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modules,
                        Symbolizer& symbolizer, const ReportOptions& options, const GrowthTracker* growth,
-                       const MappingLedger* mappings) {
+                       const MappingLedger* mappings, const LeakScan* leaks) {
     const detail::Selection sel = detail::select_stacks(ledger, options, growth);
     const LedgerTotals& t = ledger.totals();
 
@@ -64,6 +65,7 @@ void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap&
     }
     doc["stacks"] = std::move(stacks);
     if (mappings) doc["mappings"] = mappings_to_json(*mappings, ledger.stacks(), modules, symbolizer, options);
+    if (leaks && options.leak_check != ReportOptions::LeakCheck::kNo) doc["leaks"] = leak_json(*leaks);
 
     write_json_line(out, doc);
 }

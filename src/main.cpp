@@ -19,6 +19,7 @@
 #include "leakcheck/error.hpp"
 #include "leakcheck/hooks.hpp"
 #include "leakcheck/kernel_features.hpp"
+#include "leakcheck/leak_report.hpp"
 #include "leakcheck/log.hpp"
 #include "leakcheck/repl.hpp"
 #include "leakcheck/run_events.hpp"
@@ -168,6 +169,20 @@ int main(int argc, char** argv) {
         });
     app.add_flag("--pin", options.session.pin,
                  "Run the program's threads and leakcheck on one CPU (faster stops; restored on detach)");
+    std::string leak_check = "summary";
+    app.add_option("--leak-check", leak_check,
+                   "At the program's end: classify the outstanding blocks by reachability (definitely, "
+                   "indirectly, possibly lost, still reachable): no, summary (default) or full (their stacks too)")
+        ->check(CLI::IsMember({"no", "summary", "full"}));
+    std::string leak_kinds = "definite,possible";
+    app.add_option("--show-leak-kinds", leak_kinds,
+                   "With --leak-check=full, the kinds whose stacks are listed: definite,indirect,possible,"
+                   "reachable, all or none (default definite,possible)")
+        ->check([](const std::string& v) -> std::string {
+            return parse_leak_kinds(v) ? "" : "expects a list of definite,indirect,possible,reachable, or all";
+        });
+    app.add_flag("--scan", options.scan,
+                 "With -p: classify the blocks by reachability with every report (stops the program for the scan)");
     app.add_option("--log-file", log_file, "Write leakcheck's output to FILE instead of stderr");
     app.add_flag("--legacy-kernel", legacy, "Use only what Linux 3.2 offers (PTRACE_ATTACH, no EXITKILL...)");
     app.add_flag("-v,--verbose", verbose_flag, "Say what leakcheck hooks and counts");
@@ -206,6 +221,12 @@ int main(int argc, char** argv) {
     }
     options.report.max_frames = options.session.tracer.max_frames;
     if (trace) options.session.trace = options.json ? SessionOptions::Trace::kJson : SessionOptions::Trace::kText;
+    options.report.leak_check = leak_check == "no"     ? ReportOptions::LeakCheck::kNo
+                                : leak_check == "full" ? ReportOptions::LeakCheck::kFull
+                                                       : ReportOptions::LeakCheck::kSummary;
+    options.report.leak_kinds = *parse_leak_kinds(leak_kinds);
+    options.session.scan_at_exit =
+        !interactive && command_file.empty() && (options.pid ? options.scan : leak_check != "no");
     if (poll_us != "auto")
         options.session.wait = WaitPolicy::fixed(static_cast<std::uint64_t>(std::strtod(poll_us.c_str(), nullptr) * 1000));
     options.report.sort = sort == "growth" ? Sort::kGrowth : Sort::kBytes;

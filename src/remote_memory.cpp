@@ -70,6 +70,41 @@ std::size_t RemoteMemory::read_once(RemoteAddr addr, std::span<std::uint8_t> out
     return m > 0 ? static_cast<std::size_t>(m) : 0;
 }
 
+void RemoteMemory::read_many(std::span<Range> ranges) const noexcept {
+    constexpr std::size_t kMaxIov = 1024;  // IOV_MAX on Linux
+    std::size_t i = 0;
+    while (i < ranges.size()) {
+        if (!kernel_features().process_vm_readv) {
+            ranges[i].got = read(ranges[i].addr, ranges[i].out);
+            ++i;
+            continue;
+        }
+        iovec local[kMaxIov];
+        iovec remote[kMaxIov];
+        const std::size_t n = std::min(kMaxIov, ranges.size() - i);
+        for (std::size_t k = 0; k < n; ++k) {
+            local[k] = {ranges[i + k].out.data(), ranges[i + k].out.size()};
+            remote[k] = {reinterpret_cast<void*>(ranges[i + k].addr), ranges[i + k].out.size()};
+        }
+        ++reads_;
+        const ssize_t got = ::process_vm_readv(pid_, local, n, remote, n, 0);
+        std::size_t left = got > 0 ? static_cast<std::size_t>(got) : 0;
+        // The call stops at the first range it cannot read whole: the ranges before it are
+        // complete, that one is finished with read()'s retries, and the batch goes on after it.
+        std::size_t k = 0;
+        for (; k < n && left >= ranges[i + k].out.size(); ++k) {
+            ranges[i + k].got = ranges[i + k].out.size();
+            left -= ranges[i + k].out.size();
+        }
+        if (k < n) {
+            Range& r = ranges[i + k];
+            r.got = left + read(r.addr + left, r.out.subspan(left));
+            ++k;
+        }
+        i += k;
+    }
+}
+
 std::string RemoteMemory::read_string(RemoteAddr addr, std::size_t max) const {
     std::string result;
     std::uint8_t chunk[256];

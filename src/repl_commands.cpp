@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "repl_impl.hpp"
+#include "leakcheck/leak_report.hpp"
 
 namespace leakcheck::repl {
 namespace {
@@ -75,6 +76,18 @@ void Repl::print_catch() {
 void Repl::cmd_info_leaks(const std::string& args) {
     require_data();
     ReportOptions options = report_options();
+    const std::string words = std::string(args.substr(std::min(args.size(), args.find_first_not_of(" \t"))));
+    if (const auto kinds = parse_leak_kinds(words.substr(0, words.find_last_not_of(" \t") + 1));
+        kinds && !words.empty()) {
+        // info leaks definite|indirect|possible|reachable|all: a reachability scan, now.
+        require_running("The program is not running: a reachability scan needs its memory.");
+        const std::optional<LeakScan> scan = session_->scan_now();
+        if (!scan) throw CommandError("The reachability scan failed.");
+        options.leak_check = ReportOptions::LeakCheck::kFull;
+        options.leak_kinds = *kinds;
+        session_->write_leaks(out(), *scan, options);
+        return;
+    }
     if (args.find_first_not_of(" \t") != std::string::npos) {
         const std::uint64_t n = parse_count(args, "number of stacks");
         if (n == 0) throw CommandError("The number of stacks must be at least 1.");

@@ -33,7 +33,10 @@ const std::vector<Entry>& info_entries() {
         {"leaks", {}, Cmd::kInfoLeaks, nullptr, "info leaks [N]",
          "The leak report: the top N stacks with outstanding allocations (default: set top)",
          "Uses the report settings (see \"help set\"): top, max-frames, show-addresses,\n"
-         "min-age, min-size, max-size, sort, json. Works after the program has exited too."},
+         "min-age, min-size, max-size, sort, json. Works after the program has exited too.\n"
+         "\"info leaks definite\" (indirect, possible, reachable, a list of them, or all)\n"
+         "scans the stopped program for pointers and lists the stacks of those kinds, with\n"
+         "the LEAK SUMMARY."},
         {"stacks", {}, Cmd::kInfoStacks, nullptr, "info stacks",
          "Every stack with outstanding blocks: id, bytes, blocks, frame #0", ""},
         {"stats", {}, Cmd::kInfoStats, nullptr, "info stats",

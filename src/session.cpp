@@ -12,6 +12,8 @@
 
 #include "leakcheck/error.hpp"
 #include "leakcheck/json_report.hpp"
+#include "leakcheck/leak_report.hpp"
+#include "leakcheck/leak_scan.hpp"
 #include "leakcheck/report_mappings.hpp"
 #include "leakcheck/log.hpp"
 #include "leakcheck/signals.hpp"
@@ -120,6 +122,7 @@ void Session::launch(const std::vector<std::string>& command) {
     if (options_.pin) p.target->pin_to_one_cpu();
     p.tracer = std::make_unique<Tracer>(*p.target, p.tap, p.modules, options_.tracer);
     if (options_.follow_forks) p.tracer->set_follower(this);
+    arm_exit_scan(p);
     try {
         p.tracer->start(p.pid);
     } catch (const Error&) {
@@ -136,6 +139,7 @@ void Session::attach(pid_t pid) {
     if (options_.pin) p.target->pin_to_one_cpu();
     p.tracer = std::make_unique<Tracer>(*p.target, p.tap, p.modules, options_.tracer);
     if (options_.follow_forks) p.tracer->set_follower(this);
+    arm_exit_scan(p);
     try {
         p.tracer->start_attached();
     } catch (const Error& e) {
@@ -153,6 +157,7 @@ void Session::adopt_fork(Tracer& parent, Tid parent_tid, pid_t child) {
     p.target = Target::adopt(child, parent.target());
     p.tracer = std::make_unique<Tracer>(parent, parent_tid, *p.target, p.tap, p.modules);
     p.tracer->set_follower(this);
+    arm_exit_scan(p);
     if (from) p.ledger.inherit(from->ledger);
     p.name = from ? from->name : file_name(p.modules);
     p.tracer->resume_all();
@@ -165,6 +170,7 @@ void Session::adopt_exec(Tracer& parent, pid_t child) {
     p.target = Target::adopt(child, parent.target());
     p.tracer = std::make_unique<Tracer>(*p.target, p.tap, p.modules, options_.tracer);
     p.tracer->set_follower(this);
+    arm_exit_scan(p);
     try {
         p.tracer->start(child);
     } catch (const Error& e) {
@@ -176,6 +182,45 @@ void Session::adopt_exec(Tracer& parent, pid_t child) {
     }
     p.name = file_name(p.modules);
     p.tracer->resume_all();
+}
+
+// The reachability scan (leak_scan.hpp). A failed scan costs its summary, never the session.
+void Session::scan_process(TracedProcess& process, const Tracer::ExitState* exit) noexcept {
+    try {
+        ScanOptions scan;
+        // After an attach, blocks from before it are heap memory the ledger does not know.
+        scan.untracked_heap_is_root = !process.target->launched();
+        process.leaks = scan_target(*process.target, process.ledger.live(), scan, exit ? &exit->dying : nullptr,
+                                    exit ? &exit->stack_from : nullptr);
+    } catch (const std::exception& e) {
+        warn(std::string("reachability scan of process ") + std::to_string(process.pid) + " failed: " + e.what());
+        process.leaks.reset();
+    }
+}
+
+void Session::arm_exit_scan(TracedProcess& process) {
+    if (options_.scan_at_exit) process.tracer->set_exit_observer(
+            [this, &process](const Tracer::ExitState& exit) { scan_process(process, &exit); });
+}
+
+void Session::scan_leaks() {
+    stop_all();
+    for (auto& p : processes_)
+        if (p->alive()) scan_process(*p);
+}
+
+std::optional<LeakScan> Session::scan_now() {
+    if (!root_ || !root_->alive()) return std::nullopt;
+    std::optional<LeakScan> kept = std::move(root_->leaks);
+    stop_all();
+    scan_process(*root_);
+    std::optional<LeakScan> now = std::exchange(root_->leaks, std::move(kept));
+    return now;
+}
+
+void Session::write_leaks(std::ostream& out, const LeakScan& scan, const ReportOptions& options) {
+    write_leak_report(out, scan, root_->ledger.stacks(), root_->modules, symbolizer_, options);
+    out.flush();
 }
 
 void Session::stop_all() {
@@ -339,10 +384,12 @@ void Session::write_report(std::ostream& out, const ReportOptions& options, cons
 void Session::write_process_report(std::ostream& out, TracedProcess& process, const ReportOptions& options,
                                    const GrowthTracker* growth, bool json) {
     if (json) {
-        write_json_report(out, process.ledger, process.modules, symbolizer_, options, growth, &process.mappings);
+        write_json_report(out, process.ledger, process.modules, symbolizer_, options, growth, &process.mappings,
+                          process.leaks ? &*process.leaks : nullptr);
     } else {
         leakcheck::write_report(out, process.ledger, process.modules, symbolizer_, options, growth);
         write_mapping_report(out, process.mappings, process.ledger.stacks(), process.modules, symbolizer_, options);
+        if (process.leaks) write_leak_report(out, *process.leaks, process.ledger.stacks(), process.modules, symbolizer_, options);
     }
     out.flush();
 }

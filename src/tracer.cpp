@@ -289,9 +289,14 @@ void Tracer::handle_event(const Stop& stop) {
                     stop.event == PTRACE_EVENT_VFORK);
             break;
         case PTRACE_EVENT_EXEC:
+            leader_exited_ = exit_observed_ = false;  // a new image will end in its own time
+            exit_state_ = {};
             on_exec(stop.tid);
             break;
-        default:  // EXIT, STOP (a new thread's first stop), VFORK_DONE
+        case PTRACE_EVENT_EXIT:
+            if (exit_observer_ && take_exit_stop(stop.tid)) return;
+            break;
+        default:  // STOP (a new thread's first stop), VFORK_DONE
             break;
     }
     resume(stop.tid);

@@ -46,6 +46,7 @@ void Registers::set_syscall_arg3(std::uint64_t value) noexcept { words_[kR10] = 
 // The kernel decides whether to restart an interrupted syscall from orig_rax; -1 means "none".
 void Registers::cancel_syscall_restart() noexcept { words_[kOrigRax] = static_cast<std::uint64_t>(-1); }
 bool Registers::in_syscall() const noexcept { return static_cast<std::int64_t>(words_[kOrigRax]) >= 0; }
+bool Registers::in_thread_exit() const noexcept { return words_[kOrigRax] == 60; }  // __NR_exit
 
 void Registers::emulate_syscall_restart(const Registers& original) noexcept {
     constexpr std::int64_t kRestartSys = -512, kRestartNoIntr = -513, kRestartNoHand = -514, kRestartBlock = -516;

@@ -42,6 +42,9 @@ public:
     // instruction), for `original` the registers at the stop inside the syscall.
     void emulate_syscall_restart(const Registers& original) noexcept;
     [[nodiscard]] std::uint64_t frame_pointer() const noexcept;
+    // At a thread's exit stop: it ends alone, by the thread-exit syscall (pthread_exit), not
+    // by the process's exit (exit_group, a fatal signal) that takes every thread with it.
+    [[nodiscard]] bool in_thread_exit() const noexcept;
 
     // DWARF register number (as libunwind numbers them) to value; false when not a GP register.
     bool dwarf_reg(int regnum, std::uint64_t& value) const noexcept;

@@ -19,6 +19,7 @@ struct BatchOptions {
     ReportOptions report;
     SessionOptions session;
     bool json = false;                 // reports as JSON lines instead of text
+    bool scan = false;                 // attach: a reachability scan with every report
 };
 
 // How leakcheck itself should end: with this status, or by dying of this signal.

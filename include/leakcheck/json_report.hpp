@@ -13,6 +13,7 @@
 #include "leakcheck/mapping_ledger.hpp"
 #include "leakcheck/module_map.hpp"
 #include "leakcheck/report.hpp"
+#include "leakcheck/scanner.hpp"
 #include "leakcheck/symbolizer.hpp"
 
 namespace leakcheck {
@@ -34,10 +35,12 @@ namespace leakcheck {
 // Frames run innermost first, inlined ones expanded as in the text; a field not known is
 // null (function, offset without an entry point, file, line 0, module and its offset).
 // Addresses are plain numbers (user-space addresses fit a double's 53 bits exactly).
-// With `mappings`, the object also has "mappings" (see report_mappings.hpp).
+// With `mappings`, the object also has "mappings" (see report_mappings.hpp); with `leaks`
+// (unless options.leak_check is kNo) "leaks" (leak_report.hpp's leak_json).
 void write_json_report(std::ostream& out, const Ledger& ledger, const ModuleMap& modules,
                        Symbolizer& symbolizer, const ReportOptions& options,
-                       const GrowthTracker* growth = nullptr, const MappingLedger* mappings = nullptr);
+                       const GrowthTracker* growth = nullptr, const MappingLedger* mappings = nullptr,
+                       const LeakScan* leaks = nullptr);
 
 // A stack's first max_frames PCs as the report's "frames" array; with `first_is_pc` the first
 // PC is where a thread stopped (a crash), not a return address.

@@ -32,6 +32,15 @@ public:
     bool read_value(RemoteAddr addr, T& value) const noexcept {
         return read_exact(addr, {reinterpret_cast<std::uint8_t*>(&value), sizeof(T)});
     }
+    // Many ranges in as few syscalls as possible (one process_vm_readv takes up to 1024): for
+    // scanning thousands of small blocks. Each range's `got` says how many of its bytes were
+    // read (short at an unreadable page).
+    struct Range {
+        RemoteAddr addr = 0;
+        std::span<std::uint8_t> out;
+        std::size_t got = 0;
+    };
+    void read_many(std::span<Range> ranges) const noexcept;
     // Reads a NUL-terminated string of at most max bytes.
     std::string read_string(RemoteAddr addr, std::size_t max = 4096) const;
 

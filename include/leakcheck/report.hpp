@@ -46,6 +46,13 @@ struct ReportOptions {
     // The last report of its process in this run (JSON: "final": true); text is the same.
     bool last_report = false;
     Sort sort = Sort::kBytes;
+
+    // The reachability scan's part of a report (leak_report.hpp), when a scan was made:
+    // nothing, the LEAK SUMMARY, or also the stacks of the kinds in leak_kinds (bit
+    // 1 << LeakKind); the defaults are valgrind's.
+    enum class LeakCheck : std::uint8_t { kNo, kSummary, kFull };
+    LeakCheck leak_check = LeakCheck::kSummary;
+    unsigned leak_kinds = 0b0101;  // definite and possible
 };
 
 // True when min_age_ms (with now_ns), min_size or max_size would exclude some blocks.

@@ -18,6 +18,7 @@
 #include "leakcheck/mapping_ledger.hpp"
 #include "leakcheck/module_map.hpp"
 #include "leakcheck/report.hpp"
+#include "leakcheck/scanner.hpp"
 #include "leakcheck/signals.hpp"
 #include "leakcheck/stop_router.hpp"
 #include "leakcheck/symbolizer.hpp"
@@ -39,6 +40,8 @@ struct SessionOptions {
     std::vector<std::string> env;  // NAME=VALUE for a launched program's environment
     // -t: every allocation and release written to the log as it happens (text or JSON).
     enum class Trace { kOff, kText, kJson } trace = Trace::kOff;
+    // Classify the live blocks by reachability when a process ends (at its exit stop).
+    bool scan_at_exit = false;
 };
 
 // Why run() returned.
@@ -100,6 +103,7 @@ struct TracedProcess {
     std::unique_ptr<Target> target;
     std::unique_ptr<Tracer> tracer;
     ProcessEnd end;  // a copy of the tracer's, once it has ended
+    std::optional<LeakScan> leaks;  // the latest reachability scan, shown with its reports
 
     [[nodiscard]] bool alive() const noexcept { return target && target->alive(); }
 };
@@ -169,6 +173,14 @@ public:
     // The crashed thread's stack, symbolized, when the program died of a fatal signal.
     std::string describe_crash(std::size_t max_frames);
 
+    // The reachability scan of every traced process, now (their threads are left stopped);
+    // its result goes with their next reports.
+    void scan_leaks();
+    // The root process's reachability now (its threads are left stopped), not kept for the
+    // reports; and that scan's section of a report (leak_report.hpp), for a prompt.
+    std::optional<LeakScan> scan_now();
+    void write_leaks(std::ostream& out, const LeakScan& scan, const ReportOptions& options);
+
     [[nodiscard]] const Ledger& ledger() const noexcept { return root_->ledger; }
     [[nodiscard]] const MappingLedger& mappings() const noexcept { return root_->mappings; }
     [[nodiscard]] const ModuleMap& modules() const noexcept { return root_->modules; }
@@ -180,6 +192,8 @@ private:
     void adopt_fork(Tracer& parent, Tid parent_tid, pid_t child) override;
     void adopt_exec(Tracer& parent, pid_t child) override;
     TracedProcess& add_process(pid_t pid, pid_t parent);
+    void scan_process(TracedProcess& process, const Tracer::ExitState* exit = nullptr) noexcept;
+    void arm_exit_scan(TracedProcess& process);
     TracedProcess* process_of(const Target* target) noexcept;
     [[nodiscard]] bool any_alive() const noexcept;
     void stop_all();

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -106,6 +107,19 @@ public:
     // symbol no module defines, "-O OBJECT" for an object with no allocator function in it.
     [[nodiscard]] std::vector<std::string> unmatched_requests() const;
 
+    // Called once when the process ends (all threads exiting), at the exit stop while its
+    // address space is still intact, with every thread in a ptrace-stop or gone: the moment
+    // for the reachability scan. See tracer_exit.cpp.
+    struct ExitState {
+        // Registers of threads that passed their exit stop already, going with the process.
+        std::unordered_map<Tid, arch::Registers> dying;
+        // The thread that called the C library's exit(): its stack from the caller's frame
+        // on (exit's own frames hold only stale words of frames that ended before).
+        std::unordered_map<Tid, RemoteAddr> stack_from;
+    };
+    using ExitObserver = std::function<void(const ExitState&)>;
+    void set_exit_observer(ExitObserver observer) { exit_observer_ = std::move(observer); }
+
     // Leaves the process running untraced: stops every thread, rewinds and swallows traps of
     // ours that are still pending, restores every byte written into code, detaches. The
     // scratch chunks stay mapped (a signal frame may return into one).
@@ -185,6 +199,7 @@ private:
     // Attaching (every module is mapped already): unmatched_requests() over all modules,
     // before anything is planted; throws Error naming them.
     void require_requests_match();
+    bool take_exit_stop(Tid tid);  // true: the thread's exit stop was handled (it is resumed)
 
     Target& target_;
     EventSink& sink_;
@@ -217,6 +232,17 @@ private:
     ForkFollower* follower_ = nullptr;
     bool interrupted_ = false;
     TracerStats stats_;
+    // The exit scan (tracer_exit.cpp).
+    ExitObserver exit_observer_;
+    ExitState exit_state_;
+    RemoteAddr exit_function_start_ = 0;  // the C library's exit(), once looked up
+    RemoteAddr exit_function_end_ = 0;
+    bool exit_function_known_ = false;
+    RemoteAddr caller_of_exit_sp(Tid tid);
+    bool collecting_exits_ = false;  // stopping every thread at the group leader's exit stop
+    bool leader_exited_ = false;
+    bool exit_observed_ = false;
+    std::unordered_set<Tid> parked_exits_;  // threads held at their exit stop meanwhile
 };
 
 }  // namespace leakcheck

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -173,6 +174,48 @@ std::string parse_stacks(const std::vector<std::string>& all, std::size_t& i, co
 
 }  // namespace
 
+namespace {
+
+std::uint64_t grouped_number(std::string s) {
+    s.erase(std::remove(s.begin(), s.end(), ','), s.end());
+    return std::stoull(s);
+}
+
+// The scan's section, from line i on: "<Kind> blocks from N stack(s):" lists, then "LEAK
+// SUMMARY:" and its four lines. Returns "" or why it failed; nothing there is not an error.
+std::string parse_leaks(const std::vector<std::string>& all, std::size_t& i, LeakSection& leaks) {
+    static const std::regex kind_re(
+        R"(^(Definitely lost|Indirectly lost|Possibly lost|Still reachable) blocks from (\d+) stacks?:$)");
+    static const std::regex never_re(R"(^$a)");
+    static const std::regex header_re(R"(^\t(\d+) bytes? in (\d+) blocks? from stack$)");
+    static const std::regex line_re(R"(^ +(definitely lost|indirectly lost|possibly lost|still reachable): )"
+                                    R"(([0-9,]+) bytes in ([0-9,]+) blocks$)");
+    std::smatch m;
+    while (i < all.size() && std::regex_match(all[i], m, kind_re)) {
+        std::string kind = m[1];
+        kind[0] = static_cast<char>(std::tolower(kind[0]));
+        leaks.stack_counts[kind] = std::stoul(m[2]);
+        ++i;
+        if (std::string why = parse_stacks(all, i, never_re, header_re, leaks.stacks[kind]); !why.empty()) return why;
+    }
+    if (i == all.size() || all[i] != "LEAK SUMMARY:") {
+        return leaks.stacks.empty() ? "" : "expected \"LEAK SUMMARY:\" after the lists of lost blocks";
+    }
+    leaks.present = true;
+    ++i;
+    const char* kinds[] = {"definitely lost", "indirectly lost", "possibly lost", "still reachable"};
+    LeakCount* counts[] = {&leaks.definite, &leaks.indirect, &leaks.possible, &leaks.reachable};
+    for (int k = 0; k < 4; ++k, ++i) {
+        if (i == all.size() || !std::regex_match(all[i], m, line_re) || m[1] != kinds[k])
+            return std::string("expected the LEAK SUMMARY's \"") + kinds[k] + "\" line";
+        counts[k]->bytes = grouped_number(m[2]);
+        counts[k]->blocks = grouped_number(m[3]);
+    }
+    return "";
+}
+
+}  // namespace
+
 Report parse_report(const std::string& text) {
     // "program" without -f; with it, "process PID (NAME[, forked from PPID])".
     static const std::regex status_re(
@@ -287,9 +330,42 @@ Report parse_report(const std::string& text) {
         r.mappings.live_mappings = to_u64(m[5]);
         ++i;
     }
+    if (std::string why = parse_leaks(all, i, r.leaks); !why.empty()) return fail(why);
     for (; i < all.size(); ++i) r.after += all[i] + "\n";
     r.ok = true;
     return r;
+}
+
+std::vector<LeakSection> parse_leak_sections(const std::string& text) {
+    const std::vector<std::string> all = test::lines(text);
+    std::vector<LeakSection> sections;
+    for (std::size_t i = 0; i < all.size();) {
+        const bool starts = all[i] == "LEAK SUMMARY:" || all[i].find(" blocks from ") != std::string::npos;
+        if (!starts) {
+            ++i;
+            continue;
+        }
+        LeakSection s;
+        const std::size_t at = i;
+        if (parse_leaks(all, i, s).empty() && s.present) sections.push_back(std::move(s));
+        if (i == at) ++i;
+    }
+    return sections;
+}
+
+std::vector<Stack> parse_report_stacks(const std::string& text) {
+    static const std::regex top_re(R"(^(?:\[[0-9:]+\] )?Top (\d+) stacks with outstanding allocations:$)");
+    static const std::regex addr_re(R"(^\taddr = ([0-9a-f]+) size = (\d+)$)");
+    static const std::regex header_re(R"(^\t(\d+) bytes? in (\d+) allocations? from stack$)");
+    const std::vector<std::string> all = test::lines(text);
+    std::vector<Stack> stacks;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        if (!std::regex_match(all[i], top_re)) continue;
+        ++i;
+        parse_stacks(all, i, addr_re, header_re, stacks);
+        break;
+    }
+    return stacks;
 }
 
 std::vector<Report> parse_process_reports(const std::string& text) {

@@ -16,6 +16,14 @@
 //   \tB bytes in K mappings from stack
 //   \t\t#I FRAME...
 //   Mappings: A mapped (X bytes), U unmapped, L bytes in K mappings outstanding]
+//   [Definitely lost blocks from N stacks:            (--leak-check=full, per kind shown)
+//   \tB bytes in K blocks from stack
+//   \t\t#I FRAME...]
+//   [LEAK SUMMARY:                                     (unless --leak-check=no)
+//      definitely lost: B bytes in K blocks            (numbers with thousands separators)
+//      indirectly lost: ...
+//        possibly lost: ...
+//      still reachable: ...]
 // Test-only; depends on nothing in src/.
 #pragma once
 
@@ -23,6 +31,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -112,6 +121,21 @@ struct MappingSection {
     std::uint64_t live_mappings = 0;
 };
 
+struct LeakCount {
+    std::uint64_t bytes = 0;
+    std::uint64_t blocks = 0;
+    bool operator==(const LeakCount&) const = default;
+};
+
+// The reachability scan: the LEAK SUMMARY and, with --leak-check=full, the stacks of each
+// kind listed, keyed by the kind's phrase ("definitely lost", ..., "still reachable").
+struct LeakSection {
+    bool present = false;
+    LeakCount definite, indirect, possible, reachable;
+    std::map<std::string, std::vector<Stack>> stacks;
+    std::map<std::string, std::size_t> stack_counts;  // "N stacks" of each listed kind
+};
+
 struct Report {
     bool ok = false;
     std::string error;  // why parsing failed, with the offending line
@@ -131,6 +155,7 @@ struct Report {
     std::vector<Stack> stacks;
     Summary summary;
     MappingSection mappings;
+    LeakSection leaks;
 
     // The first stack whose frame `function` (at `file_line` if not empty) exists, or nullptr.
     [[nodiscard]] const Stack* stack_with(const std::string& function, const std::string& file_line = "") const;
@@ -145,6 +170,11 @@ struct Report {
 // at the first "leakcheck: program ..." line; every line from there to the Summary must have
 // the expected shape.
 Report parse_report(const std::string& text);
+// Every scan section (the per-kind lists and LEAK SUMMARY) in `text`, in order: for attach
+// mode's reports, which parse_report does not take.
+std::vector<LeakSection> parse_leak_sections(const std::string& text);
+// The stacks of the first "Top N stacks with outstanding allocations:" section in `text`.
+std::vector<Stack> parse_report_stacks(const std::string& text);
 // -f: one report per "leakcheck: process ..." line, in the order printed (text before the
 // first such line goes with the first report's `before`).
 std::vector<Report> parse_process_reports(const std::string& text);

@@ -42,6 +42,7 @@ struct OracleCase {
     std::vector<std::string> program_candidates;  // the first that exists is run
     std::vector<std::string> args;                // kDirPlaceholder: a fresh empty directory per run
     bool compare_alloc_bytes = true;
+    bool compare_leak_kinds = true;
 };
 
 void PrintTo(const OracleCase& c, std::ostream* os) { *os << c.name; }
@@ -49,6 +50,8 @@ void PrintTo(const OracleCase& c, std::ostream* os) { *os << c.name; }
 struct ValgrindNumbers {
     bool ok = false;
     std::uint64_t in_use_bytes = 0, in_use_blocks = 0, allocs = 0, frees = 0, bytes_allocated = 0;
+    // Its LEAK SUMMARY (all zero after "All heap blocks were freed").
+    LeakCount definite, indirect, possible, reachable;
 };
 
 std::uint64_t number(std::string s) {
@@ -68,6 +71,18 @@ ValgrindNumbers parse_valgrind(const std::string& err) {
     v.allocs = number(m[1]);
     v.frees = number(m[2]);
     v.bytes_allocated = number(m[3]);
+    if (err.find("All heap blocks were freed -- no leaks are possible") != std::string::npos) {
+        v.ok = true;
+        return v;
+    }
+    const char* kinds[] = {"definitely lost", "indirectly lost", "possibly lost", "still reachable"};
+    LeakCount* counts[] = {&v.definite, &v.indirect, &v.possible, &v.reachable};
+    for (int k = 0; k < 4; ++k) {
+        const std::regex line(std::string(kinds[k]) + R"(: ([0-9,]+) bytes in ([0-9,]+) blocks)");
+        if (!std::regex_search(err, m, line)) return v;
+        counts[k]->bytes = number(m[1]);
+        counts[k]->blocks = number(m[2]);
+    }
     v.ok = true;
     return v;
 }
@@ -161,7 +176,10 @@ TEST_P(Oracle, SameBlocksInUseAtExitAsValgrind) {
 
     std::vector<std::string> vg_argv{"/usr/bin/env", "-i"};
     vg_argv.insert(vg_argv.end(), base_env_->begin(), base_env_->end());
-    vg_argv.insert(vg_argv.end(), {*valgrind_, "--run-libc-freeres=no", "--run-cxx-freeres=no"});
+    // Memcheck's leak heuristics (std::string, new[] and multiple-inheritance interior
+    // pointers) are off: leakcheck has none of them.
+    vg_argv.insert(vg_argv.end(), {*valgrind_, "--run-libc-freeres=no", "--run-cxx-freeres=no", "--leak-check=full",
+                                   "--leak-check-heuristics=none"});
     for (const std::string& a : command(vg_dir)) vg_argv.push_back(a);
 
     std::vector<std::string> lc_argv{"/usr/bin/env", "-i"};
@@ -193,6 +211,14 @@ TEST_P(Oracle, SameBlocksInUseAtExitAsValgrind) {
         EXPECT_EQ(r.summary.alloc_bytes, v.bytes_allocated) << "bytes allocated";
     }
     EXPECT_EQ(r.summary.extra, "");
+    // The reachability scan: valgrind's four kinds.
+    if (c.compare_leak_kinds) {
+        EXPECT_TRUE(r.leaks.present) << "no LEAK SUMMARY";
+        EXPECT_EQ(r.leaks.definite, v.definite) << "definitely lost";
+        EXPECT_EQ(r.leaks.indirect, v.indirect) << "indirectly lost";
+        EXPECT_EQ(r.leaks.possible, v.possible) << "possibly lost";
+        EXPECT_EQ(r.leaks.reachable, v.reachable) << "still reachable";
+    }
     // -T 1000000: every stack is shown, and they add up to the totals.
     std::uint64_t bytes = 0;
     std::uint64_t blocks = 0;
@@ -210,7 +236,14 @@ TEST_P(Oracle, SameBlocksInUseAtExitAsValgrind) {
         ADD_FAILURE() << "command: " << testing::PrintToString(command(lc_dir)) << "\nvalgrind:\n"
                       << vg_summary << "leakcheck: Summary: " << r.summary.allocs << " allocations ("
                       << r.summary.alloc_bytes << " bytes), " << r.summary.frees << " frees, "
-                      << r.summary.live_bytes << " bytes in " << r.summary.live_blocks << " blocks";
+                      << r.summary.live_bytes << " bytes in " << r.summary.live_blocks << " blocks\n"
+                      << "valgrind lost/indirect/possible/reachable: " << v.definite.bytes << "/" << v.definite.blocks
+                      << " " << v.indirect.bytes << "/" << v.indirect.blocks << " " << v.possible.bytes << "/"
+                      << v.possible.blocks << " " << v.reachable.bytes << "/" << v.reachable.blocks
+                      << "\nleakcheck lost/indirect/possible/reachable: " << r.leaks.definite.bytes << "/"
+                      << r.leaks.definite.blocks << " " << r.leaks.indirect.bytes << "/" << r.leaks.indirect.blocks
+                      << " " << r.leaks.possible.bytes << "/" << r.leaks.possible.blocks << " "
+                      << r.leaks.reachable.bytes << "/" << r.leaks.reachable.blocks;
     }
 }
 
@@ -220,6 +253,8 @@ std::vector<OracleCase> cases() {
     };
     return {
         fx("fib_leak"),
+        fx("leak_graph"),
+        fx("freed_arena"),
         fx("no_leak"),
         fx("error_path"),
         OracleCase{"error_path_file", {fixture("error_path")}, {"{INPUT}"}, true},
