@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <regex>
@@ -360,6 +361,36 @@ RunResult prompt_with(const std::vector<std::string>& args, const std::string& c
     return run_process(argv, opts);
 }
 
+// The highest N of the "tick N" lines in `text` (ticker's output), 0 if there is none.
+unsigned long last_tick(const std::string& text) {
+    static const std::regex tick_re(R"((?:^|\n)tick (\d+)\n)");
+    unsigned long last = 0;
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), tick_re); it != std::sregex_iterator(); ++it)
+        last = std::max(last, std::stoul((*it)[1]));
+    return last;
+}
+
+// The frames of a backtrace as the prompt prints them ("#K  function+0xOFF (file:line) [module]"):
+// function, file:line (or "") and module of each.
+struct Frame {
+    std::string function;
+    std::string file_line;
+    std::string module;
+};
+std::vector<Frame> parse_backtrace(const std::string& text) {
+    static const std::regex frame_re(R"(^#(\d+)  ([^ +]+)(?:\+0x[0-9a-f]+)?(?: \(([^)]*)\))? \[([^\]]+)\]$)");
+    std::vector<Frame> frames;
+    std::istringstream in(text);
+    std::string line;
+    std::smatch m;
+    while (std::getline(in, line))
+        if (std::regex_match(line, m, frame_re) && std::stoul(m[1]) == frames.size())
+            frames.push_back({m[2], m[3], m[4]});
+    return frames;
+}
+
+std::string module_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
 // ---------------------------------------------------------------------------------------------
 // Through a pipe
 
@@ -592,6 +623,52 @@ TEST(ReplPipe, AttachWithDashP) {
     EXPECT_EQ(proc_state(target.pid()), 'S') << "running untraced in pause()";
 }
 
+// After attach, what the prompt says is the attached process's: show args gives its command
+// line, bt its first thread's stack where it stopped, and the next run starts its program
+// with its arguments. After detach nothing of it is left as if it were still there.
+TEST(ReplPipe, AttachTakesTheProcessCommandLineAndStacks) {
+    Prompt target(Prompt::Mode::kPipe, {fixture("ticker"), "50"});
+    ASSERT_TRUE(target.expect("tick 1\n"));
+    const std::string pid = std::to_string(target.pid());
+    Prompt p(Prompt::Mode::kPipe, {kLeakcheck, "-i", "--", fixture("fib_leak"), "3"});
+    p.type("show args\n");
+    ASSERT_TRUE(p.expect("args is \"3\".\n")) << p.out() << p.err();
+    p.type("attach " + pid + "\n");
+    ASSERT_TRUE(p.expect("Attached; 2 threads stopped")) << p.out() << p.err();
+    p.type("show args\n");
+    ASSERT_TRUE(p.expect("args is \"50\".\n")) << p.out() << p.err();
+    p.type("info threads\n");
+    ASSERT_TRUE(p.expect("\\* 1    LWP " + pid + " \"ticker\"\n  2    LWP \\d+ \"ticker\"\n")) << p.out();
+    p.type("bt 3\n");
+    p.type("show args\n");  // marks the end of bt's lines
+    auto text = p.text_until("args is \"50\".\n");
+    ASSERT_TRUE(text) << p.out() << p.err();
+    const std::vector<Frame> frames = parse_backtrace(*text);
+    ASSERT_EQ(frames.size(), 3U) << *text;
+    EXPECT_EQ(frames[0].function, "raw_syscall") << *text;
+    EXPECT_EQ(frames[0].file_line, "ticker.c:46") << *text;
+    EXPECT_EQ(frames[1].function, "tick_forever") << *text;
+    EXPECT_EQ(frames[2].function, "main") << *text;
+    EXPECT_EQ(frames[2].file_line, "ticker.c:104") << *text;
+
+    p.type("detach\n");
+    ASSERT_TRUE(p.expect("\\[Inferior 1 \\(process " + pid + "\\) detached\\]\n")) << p.out();
+    p.type("bt\nthread\ninfo threads\n");
+    ASSERT_TRUE(p.expect("No threads.\n")) << p.out();
+    // The next run starts the attached program (its executable, its arguments); its one
+    // allocation is the idler's DTV.
+    const std::string program = std::filesystem::canonical(fixture("ticker")).string();
+    p.type("catch alloc 272\nrun\n");
+    ASSERT_TRUE(p.expect("Starting program: " + program + " 50\n")) << p.out() << p.err();
+    ASSERT_TRUE(p.expect(R"(Catchpoint: allocation of 272 bytes at 0x[0-9a-f]+ in thread \d+ \(calloc\))")) << p.out();
+    p.type("kill\nquit\n");
+    const auto status = p.wait_exit();
+    ASSERT_TRUE(status);
+    EXPECT_EQ(*status, std::make_pair(0, 0)) << p.out() << p.err();
+    EXPECT_EQ(p.err(), "No stack.\nNo thread selected.\n");
+    EXPECT_EQ(proc_state(target.pid()), 'S') << "runs on untraced";
+}
+
 // ---------------------------------------------------------------------------------------------
 // Through a pseudo-terminal
 
@@ -689,36 +766,6 @@ TEST(ReplTerminal, CtrlCAtThePromptDoesNotReachTheStoppedProgram) {
     ASSERT_TRUE(status) << p.out();
     EXPECT_EQ(*status, std::make_pair(1, 0)) << "the refused quit failed last:\n" << p.out();
 }
-
-// The highest N of the "tick N" lines in `text` (ticker's output), 0 if there is none.
-unsigned long last_tick(const std::string& text) {
-    static const std::regex tick_re(R"((?:^|\n)tick (\d+)\n)");
-    unsigned long last = 0;
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), tick_re); it != std::sregex_iterator(); ++it)
-        last = std::max(last, std::stoul((*it)[1]));
-    return last;
-}
-
-// The frames of a backtrace as the prompt prints them ("#K  function+0xOFF (file:line) [module]"):
-// function, file:line (or "") and module of each.
-struct Frame {
-    std::string function;
-    std::string file_line;
-    std::string module;
-};
-std::vector<Frame> parse_backtrace(const std::string& text) {
-    static const std::regex frame_re(R"(^#(\d+)  ([^ +]+)(?:\+0x[0-9a-f]+)?(?: \(([^)]*)\))? \[([^\]]+)\]$)");
-    std::vector<Frame> frames;
-    std::istringstream in(text);
-    std::string line;
-    std::smatch m;
-    while (std::getline(in, line))
-        if (std::regex_match(line, m, frame_re) && std::stoul(m[1]) == frames.size())
-            frames.push_back({m[2], m[3], m[4]});
-    return frames;
-}
-
-std::string module_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
 
 // Ctrl-C on the terminal reaches the program too (it shares leakcheck's process group); the
 // program's copy can still be pending when its threads have been stopped for leakcheck's
