@@ -183,6 +183,7 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
     resume_all();
     arm_timer(deadline_ns);
     RunEnd why = RunEnd::kExited;
+    bool awaiting_copy = false;  // of a Ctrl-C, let through to be taken (see below)
     try {
         for (;;) {
             if (!any_alive()) break;
@@ -199,6 +200,7 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
                     if (!interrupted_thread_) {
                         const Tracer::PendingSigint copy = root_->tracer->pending_sigint();
                         if (copy == Tracer::PendingSigint::kDeliverable) {
+                            awaiting_copy = true;
                             resume_all();
                             continue;
                         }
@@ -260,6 +262,8 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
     }
     arm_timer(0);
     clear_alarm();
+    // Stopped for something else (a catch) before the copy was taken: it goes when it comes.
+    if (awaiting_copy && why != RunEnd::kInterrupted && root_->alive()) root_->tracer->sigint_answered();
     if (why == RunEnd::kChildEnded) return why;
     if (!root_->alive()) root_end_ = root_->tracer->end();
     if (!any_alive()) return RunEnd::kExited;

@@ -587,6 +587,17 @@ TEST(ReplPipe, FileRunArgsAndSettings) {
     EXPECT_TRUE(contains_line_matching(r.out, R"(^max-frames is 1\.$)")) << r.out;
 }
 
+TEST(ReplPipe, ARunThatFailsKeepsTheLastRunsData) {
+    const RunResult r = prompt_with({"-i", "--", fixture("fib_leak"), "2"},
+                                    "run\nfile no-such-program-here\nrun\ninfo stats\nshow args\n");
+    ASSERT_TRUE(r.exited(0)) << describe(r) << r.out << r.err;
+    EXPECT_NE(r.err.find("no-such-program-here"), std::string::npos) << r.err;
+    // fib_leak 2's ledger, as FileRunArgsAndSettings reads it, not an empty one.
+    EXPECT_TRUE(contains_line_matching(r.out, R"(^Live blocks: +4$)")) << r.out;
+    EXPECT_TRUE(contains_line_matching(r.out, R"(^Live bytes: +20752$)")) << r.out;
+    EXPECT_NE(r.out.find("args is \"2\".\n"), std::string::npos) << r.out;
+}
+
 TEST(ReplPipe, CommandsFromAFile) {
     TempDir dir;
     const std::string script = dir.path() + "/commands";
