@@ -155,6 +155,7 @@ void Repl::dispatch(const Command& cmd) {
         case Cmd::kCatchAlloc: return cmd_catch(cmd.args);
         case Cmd::kDelete: return cmd_delete();
         case Cmd::kBacktrace: return cmd_backtrace(cmd.args);
+        case Cmd::kThread: return cmd_thread(cmd.args);
         case Cmd::kSaveReport: return cmd_save_report(cmd.args);
         case Cmd::kHelp: out() << help_text(cmd.args); return;
     }
@@ -183,14 +184,19 @@ void Repl::require_running(const char* what) {
     if (!running()) throw CommandError(what);
 }
 
-void Repl::new_session(bool attached) {
+std::unique_ptr<Session> Repl::make_session() const {
     SessionOptions options = session_options_;
     options.tracer.max_frames = settings_.report.max_frames;
-    session_.reset();  // the old one's program has been ended already
-    session_ = std::make_unique<Session>(options);
-    session_->set_catch(catch_);
+    auto session = std::make_unique<Session>(options);
+    session->set_catch(catch_);
+    return session;
+}
+
+void Repl::use_session(std::unique_ptr<Session> session, bool attached) {
+    session_ = std::move(session);  // the old one's program has been ended already
     attached_ = attached;
     at_catch_ = false;
+    current_thread_ = 0;
     growth_ = GrowthTracker{};
     snapshot_.reset();
     started_ns_ = now_ns();
@@ -203,6 +209,7 @@ void Repl::end_program() {
     else session_->kill();
     ended_ns_ = now_ns();
     at_catch_ = false;
+    current_thread_ = 0;
 }
 
 void Repl::cmd_run(const std::string& args) {
@@ -221,10 +228,10 @@ void Repl::cmd_run(const std::string& args) {
     if (program_.empty()) throw CommandError("No executable file specified.  Use the \"file\" command.");
     std::vector<std::string> argv{program_};
     argv.insert(argv.end(), settings_.args.begin(), settings_.args.end());
-    new_session(false);
+    std::unique_ptr<Session> session = make_session();
     out() << "Starting program: " << join_args(argv) << std::endl;
-    session_->launch(argv);
-    started_ns_ = now_ns();
+    session->launch(argv);  // if it fails, the last run's ledger stays readable
+    use_session(std::move(session), false);
     wait_for_stop();
 }
 
@@ -237,6 +244,7 @@ void Repl::cmd_continue(const std::string& args) {
 
 void Repl::wait_for_stop() {
     at_catch_ = false;
+    current_thread_ = 0;
     for (;;) {
         // A Ctrl-C left over from an earlier run must not stop this one at once.
         if (const int stale = take_pending_signal(); ending_signal(stale)) {
@@ -265,11 +273,14 @@ void Repl::wait_for_stop() {
                 return;
             }
             case RunEnd::kInterrupted:
+                // gdb's current thread: the one that took the SIGINT, else the first one.
+                current_thread_ = session_->interrupted_thread() ? session_->interrupted_thread() : session_->pid();
                 out() << nl << "Program interrupted (" << plural(session_->thread_count(), "thread", "threads")
                       << ")." << std::endl;
                 return;
             case RunEnd::kCaught:
                 at_catch_ = true;
+                current_thread_ = session_->caught()->tid;
                 out() << nl;
                 print_catch();
                 return;
@@ -305,11 +316,13 @@ void Repl::cmd_attach(const std::string& args) {
             throw CommandError("Not confirmed.");
         end_program();
     }
-    new_session(true);
+    std::unique_ptr<Session> session = make_session();
     out() << "Attaching to process " << pid << std::endl;
-    session_->attach(static_cast<pid_t>(pid));
-    session_->stop();
-    started_ns_ = now_ns();
+    session->attach(static_cast<pid_t>(pid));  // if it fails, the last run's ledger stays readable
+    session->stop();
+    use_session(std::move(session), true);
+    current_thread_ = session_->pid();
+    take_command_line(session_->pid());
     out() << "Attached; " << plural(session_->thread_count(), "thread", "threads")
           << " stopped. \"continue\" lets the process run, Ctrl-C stops it again." << std::endl;
 }
@@ -320,6 +333,7 @@ void Repl::cmd_detach() {
     session_->detach();
     ended_ns_ = now_ns();
     at_catch_ = false;
+    current_thread_ = 0;
     out() << "[Inferior 1 (process " << pid << ") detached]" << std::endl;
 }
 
@@ -334,7 +348,19 @@ void Repl::cmd_kill() {
     session_->kill();
     ended_ns_ = now_ns();
     at_catch_ = false;
+    current_thread_ = 0;
     out() << "[Inferior 1 (process " << pid << ") killed]" << std::endl;
+}
+
+void Repl::take_command_line(pid_t pid) {
+    const std::string proc = "/proc/" + std::to_string(pid);
+    std::ifstream in(proc + "/cmdline", std::ios::binary);
+    std::vector<std::string> words;
+    for (std::string word; std::getline(in, word, '\0');) words.push_back(word);
+    settings_.args.assign(words.size() > 1 ? words.begin() + 1 : words.end(), words.end());
+    char exe[4096];
+    const ssize_t n = ::readlink((proc + "/exe").c_str(), exe, sizeof exe);
+    if (n > 0 && static_cast<std::size_t>(n) < sizeof exe) program_.assign(exe, static_cast<std::size_t>(n));
 }
 
 void Repl::cmd_file(const std::string& args) {

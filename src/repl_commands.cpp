@@ -21,10 +21,9 @@ std::string signed_count(std::int64_t n, const char* one, const char* many) {
     return (n < 0 ? "-" : "+") + plural(magnitude, one, many);
 }
 
-// Session::describe_stack's lines as bare frames: without a "#K " of their own, and none at
-// all for "(no stack recorded)".
-std::vector<std::string> frames_of(Session& session, StackId stack, std::size_t max_frames) {
-    std::vector<std::string> frames = session.describe_stack(stack, max_frames);
+// Session::describe_stack's (or describe_thread_stack's) lines as bare frames: without a
+// "#K " of their own, and none at all for "(no stack recorded)".
+std::vector<std::string> bare_frames(std::vector<std::string> frames) {
     for (std::string& f : frames) {
         std::size_t k = f.find_first_not_of('\t');
         if (k != std::string::npos && f[k] == '#') {
@@ -35,6 +34,10 @@ std::vector<std::string> frames_of(Session& session, StackId stack, std::size_t 
     }
     if (frames.size() == 1 && frames.front().find("(no stack recorded)") != std::string::npos) frames.clear();
     return frames;
+}
+
+std::vector<std::string> frames_of(Session& session, StackId stack, std::size_t max_frames) {
+    return bare_frames(session.describe_stack(stack, max_frames));
 }
 
 std::string thread_name(pid_t pid, pid_t tid) {
@@ -63,6 +66,14 @@ void Repl::print_stack(StackId stack, std::size_t max_frames, const char* indent
     const std::vector<std::string> frames = frames_of(*session_, stack, max_frames);
     if (frames.empty()) out() << indent << "(no stack recorded)\n";
     for (std::size_t i = 0; i < frames.size(); ++i) out() << indent << '#' << i << "  " << frames[i] << '\n';
+}
+
+void Repl::print_thread_stack(Tid tid, std::size_t max_frames) {
+    if (at_catch_ && session_->caught() && session_->caught()->tid == tid)
+        return print_stack(session_->caught()->stack, max_frames);
+    const std::vector<std::string> frames = bare_frames(session_->describe_thread_stack(tid, max_frames));
+    if (frames.empty()) throw CommandError("Cannot read the stack of LWP " + std::to_string(tid) + ".");
+    for (std::size_t i = 0; i < frames.size(); ++i) out() << '#' << i << "  " << frames[i] << '\n';
 }
 
 void Repl::print_catch() {
@@ -148,7 +159,7 @@ void Repl::cmd_info_threads() {
         return;
     }
     const pid_t pid = session_->pid();
-    const Tid current = at_catch_ && session_->caught() ? session_->caught()->tid : pid;
+    const Tid current = current_thread_;
     out() << "  Id   Target Id\n";
     int n = 0;
     for (const Tid tid : session_->threads()) {
@@ -263,11 +274,23 @@ void Repl::cmd_delete() {
 void Repl::cmd_backtrace(const std::string& args) {
     std::size_t frames = settings_.report.max_frames;
     if (args.find_first_not_of(" \t") != std::string::npos) frames = parse_count(args, "number of frames");
-    if (!running()) throw CommandError("No stack.");
-    if (!at_catch_ || !session_->caught())
-        throw CommandError("No allocation at this stop: \"bt\" shows the stack of an allocation caught by "
-                           "\"catch alloc\".");
-    print_stack(session_->caught()->stack, frames);
+    if (!running() || !current_thread_) throw CommandError("No stack.");
+    print_thread_stack(current_thread_, frames);
+}
+
+void Repl::cmd_thread(const std::string& args) {
+    if (!running() || !current_thread_) throw CommandError("No thread selected.");
+    const std::vector<Tid> tids = session_->threads();
+    if (args.find_first_not_of(" \t") == std::string::npos) {
+        const auto it = std::find(tids.begin(), tids.end(), current_thread_);
+        out() << "[Current thread is " << (it - tids.begin()) + 1 << " (LWP " << current_thread_ << ")]\n";
+        return;
+    }
+    const std::uint64_t n = parse_count(args, "thread ID");
+    if (n == 0 || n > tids.size()) throw CommandError("Invalid thread ID: " + std::to_string(n) + ".");
+    current_thread_ = tids[n - 1];
+    out() << "[Switching to thread " << n << " (LWP " << current_thread_ << ")]\n";
+    print_thread_stack(current_thread_, 1);
 }
 
 void Repl::cmd_save_report(const std::string& args) {

@@ -53,8 +53,11 @@ private:
     void cmd_quit(const std::string& args);
     // A y/n question at the terminal (gdb's query); the last line of `question` is the prompt.
     bool query(const std::string& question);
-    // Replaces the session with a fresh one (its ledger, growth record and snapshot go).
-    void new_session(bool attached);
+    // A session for the next run or attach; it replaces the current one (whose ledger stays
+    // readable until then) only once its program has started: use_session.
+    std::unique_ptr<Session> make_session() const;
+    // The ledger, growth record, snapshot and stop state of the old session go with it.
+    void use_session(std::unique_ptr<Session> session, bool attached);
     // Runs the program until it exits, is interrupted, or hits the catchpoint; says which.
     void wait_for_stop();
     // Kills a launched program or detaches from an attached one, quietly.
@@ -75,10 +78,17 @@ private:
     void cmd_catch(const std::string& args);
     void cmd_delete();
     void cmd_backtrace(const std::string& args);
+    void cmd_thread(const std::string& args);
     void cmd_save_report(const std::string& args);
     [[nodiscard]] ReportOptions report_options() const;
     // "#0  frame" lines of a stack, at most `max_frames` PCs.
     void print_stack(StackId stack, std::size_t max_frames, const char* indent = "");
+    // The same for what `bt` shows of thread `tid`: the caught allocation's stack for the
+    // thread that made it, else the thread's own stack where it is stopped.
+    void print_thread_stack(Tid tid, std::size_t max_frames);
+    // What the attached process was started with (/proc/PID/exe, /proc/PID/cmdline), for
+    // `show args` and the next `run`, as gdb takes the attached program's file.
+    void take_command_line(pid_t pid);
     void print_catch();
 
     std::unique_ptr<LineInput> input_;
@@ -90,6 +100,7 @@ private:
     std::unique_ptr<Session> session_;
     bool attached_ = false;        // the session's process was attached, not launched
     bool at_catch_ = false;        // the current stop is a caught allocation
+    Tid current_thread_ = 0;       // what bt shows and info threads marks; 0 while running
     GrowthTracker growth_;         // sampled at each `info leaks`
     std::optional<std::map<StackId, std::pair<std::uint64_t, std::uint64_t>>> snapshot_;  // bytes, blocks
     std::uint64_t started_ns_ = 0;  // launch or attach

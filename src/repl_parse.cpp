@@ -89,7 +89,10 @@ const std::vector<Entry>& top_entries() {
         {"attach", {}, Cmd::kAttach, nullptr, "attach PID",
          "Attach to the running process PID and stop it", "\"continue\" lets it run; Ctrl-C stops it again."},
         {"backtrace", {"bt", "where"}, Cmd::kBacktrace, nullptr, "backtrace [N]",
-         "The stack of the allocation caught at this stop (see \"catch alloc\"), N frames at most", ""},
+         "The current thread's stack, N frames at most",
+         "At a stop of \"catch alloc\" the current thread is the one that allocated, and its\n"
+         "stack is the allocation's; after Ctrl-C it is the thread that took the interrupt (or\n"
+         "the first one); after \"attach\" the first one. \"thread N\" selects another."},
         {"catch", {}, Cmd::kNone, &catch_entries(), "catch alloc [SIZE|MIN-MAX]", "Stop at allocations", ""},
         {"continue", {"c", "cont", "fg"}, Cmd::kContinue, nullptr, "continue",
          "Let the stopped program run on", "It runs until it exits, Ctrl-C, or the catchpoint."},
@@ -115,6 +118,9 @@ const std::vector<Entry>& top_entries() {
         {"show", {}, Cmd::kShow, nullptr, "show [VARIABLE]", "Show the settings", ""},
         {"snapshot", {}, Cmd::kSnapshot, nullptr, "snapshot",
          "Remember every stack's outstanding bytes and blocks, for \"diff\"", ""},
+        {"thread", {}, Cmd::kThread, nullptr, "thread [N]",
+         "Select thread N (as \"info threads\" numbers them) for \"bt\"; show the current one",
+         "The selection lasts until the program runs again."},
     };
     return entries;
 }

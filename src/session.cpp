@@ -246,16 +246,33 @@ std::unique_ptr<TracedProcess> Session::take_ended_child() {
 
 RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
     if (!any_alive()) return RunEnd::kExited;
+    interrupted_thread_ = 0;
     resume_all();
     arm_timer(deadline_ns);
     RunEnd why = RunEnd::kExited;
+    bool awaiting_copy = false;  // of a Ctrl-C, let through to be taken (see below)
     try {
         for (;;) {
             if (!any_alive()) break;
             if (const int sig = take_pending_signal()) {
                 if (sig == SIGINT && options_.intercept_sigint) {
                     stop_all();
-                    root_->tracer->take_interrupt();
+                    interrupted_thread_ = root_->tracer->take_interrupt();
+                    // A Ctrl-C reaches the program's process group too. When the interrupt
+                    // stopped its threads before one took the program's copy, that copy is
+                    // still pending and would end the next run at once: let them run until
+                    // it is taken (and swallowed), which stops them again just below.
+                    // A copy blocked for now would come later, when no Ctrl-C is answered:
+                    // the tracer lets it go then.
+                    if (!interrupted_thread_) {
+                        const Tracer::PendingSigint copy = root_->tracer->pending_sigint();
+                        if (copy == Tracer::PendingSigint::kDeliverable) {
+                            awaiting_copy = true;
+                            resume_all();
+                            continue;
+                        }
+                        if (copy == Tracer::PendingSigint::kBlocked) root_->tracer->sigint_answered();
+                    }
                     why = RunEnd::kInterrupted;
                     break;
                 }
@@ -273,7 +290,8 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
                 why = RunEnd::kCaught;
                 break;
             }
-            if (root_->tracer->take_interrupt()) {
+            if (const Tid taker = root_->tracer->take_interrupt()) {
+                interrupted_thread_ = taker;
                 stop_all();
                 // The same Ctrl-C reached leakcheck too; it has been answered.
                 forget_pending_sigint();
@@ -311,6 +329,8 @@ RunEnd Session::run(std::uint64_t deadline_ns, int* signal) {
     }
     arm_timer(0);
     clear_alarm();
+    // Stopped for something else (a catch) before the copy was taken: it goes when it comes.
+    if (awaiting_copy && why != RunEnd::kInterrupted && root_->alive()) root_->tracer->sigint_answered();
     if (why == RunEnd::kChildEnded) return why;
     if (!root_->alive()) root_end_ = root_->tracer->end();
     if (!any_alive()) return RunEnd::kExited;
@@ -324,6 +344,22 @@ std::vector<std::string> Session::describe_stack(StackId stack, std::size_t max_
     while (begin < text.size()) {
         const std::size_t end = text.find('\n', begin);
         lines.push_back(text.substr(begin, end - begin));
+        begin = end + 1;
+    }
+    return lines;
+}
+
+std::vector<std::string> Session::describe_thread_stack(Tid tid, std::size_t max_frames) {
+    std::vector<std::string> lines;
+    if (!root_ || !root_->alive()) return lines;
+    const std::vector<RemoteAddr> pcs = root_->tracer->thread_stack(tid);
+    if (pcs.empty()) return lines;
+    const std::string text = format_stack(pcs, root_->modules, symbolizer_, max_frames, 0, true);
+    std::size_t begin = 0;
+    while (begin < text.size()) {
+        const std::size_t end = text.find('\n', begin);
+        lines.push_back(text.substr(begin, end - begin));
+        if (end == std::string::npos) break;
         begin = end + 1;
     }
     return lines;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -47,6 +48,27 @@ bool sigtrap_pending(pid_t pid, Tid tid) {
         return (std::stoull(line.substr(7), nullptr, 16) >> (SIGTRAP - 1)) & 1;
     }
     return false;
+}
+
+// The signal masks of a thread's /proc status: pending (SigPnd) and blocked (SigBlk).
+std::pair<std::uint64_t, std::uint64_t> thread_masks(pid_t pid, Tid tid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
+    std::uint64_t pending = 0, blocked = 0;
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("SigPnd:", 0) == 0) pending = std::stoull(line.substr(7), nullptr, 16);
+        if (line.rfind("SigBlk:", 0) == 0) blocked = std::stoull(line.substr(7), nullptr, 16);
+    }
+    return {pending, blocked};
+}
+
+// The signals pending for the whole process (ShdPnd).
+std::uint64_t process_pending(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("ShdPnd:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
+    return 0;
 }
 
 // Whether any thread of the process is in a stopped state (T).
@@ -242,8 +264,9 @@ void Tracer::handle(const Stop& stop) {
             }
             if (stop.signal == SIGTRAP && handle_trap(stop.tid)) return;
             if (stop.signal == SIGINT && options_.intercept_sigint) {
-                // Ctrl-C at a prompt stops the program instead of reaching it, as in gdb.
-                interrupted_ = true;
+                // Ctrl-C at a prompt stops the program instead of reaching it, as in gdb; a
+                // copy of a Ctrl-C that has stopped it already only goes.
+                if (!std::exchange(sigint_answered_, false)) interrupted_ = stop.tid;
                 resume(stop.tid, 0);
                 return;
             }
@@ -697,6 +720,28 @@ void Tracer::on_exec(Tid tid) {
 }
 
 void Tracer::resume(Tid tid, int signal) { target_.resume(tid, signal); }
+
+Tracer::PendingSigint Tracer::pending_sigint() const {
+    const std::uint64_t bit = 1ULL << (SIGINT - 1);
+    const bool shared = (process_pending(target_.pid()) & bit) != 0;
+    PendingSigint found = shared ? PendingSigint::kBlocked : PendingSigint::kNone;
+    for (const Tid tid : target_.threads()) {
+        const auto [pending, blocked] = thread_masks(target_.pid(), tid);
+        if (!shared && !(pending & bit)) continue;
+        // A thread in a group-stop takes nothing until SIGCONT.
+        if (!(blocked & bit) && !group_stopped_.count(tid)) return PendingSigint::kDeliverable;
+        found = PendingSigint::kBlocked;
+    }
+    return found;
+}
+
+std::vector<RemoteAddr> Tracer::thread_stack(Tid tid) {
+    arch::Registers regs;
+    if (!target_.is_stopped(tid) || !target_.get_regs(tid, regs)) return {};
+    std::vector<RemoteAddr> pcs(options_.max_frames);
+    pcs.resize(unwinder_.capture(target_.memory(), regs, pcs));
+    return pcs;
+}
 
 void Tracer::stop_all() {
     // Threads created meanwhile (a clone handled below) must stop too: a thread left running

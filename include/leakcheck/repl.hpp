@@ -57,6 +57,7 @@ enum class Cmd {
     kCatchAlloc,
     kDelete,
     kBacktrace,
+    kThread,
     kSaveReport,
     kHelp,
 };

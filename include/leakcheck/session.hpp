@@ -168,6 +168,12 @@ public:
     [[nodiscard]] const std::optional<AllocEvent>& caught() const noexcept { return caught_; }
     // Frames of a stack, innermost first, symbolized (for a prompt's bt and info block).
     std::vector<std::string> describe_stack(StackId stack, std::size_t max_frames);
+    // The same for the current stack of a stopped thread of the root process (frame 0 its pc);
+    // empty when the thread is not stopped.
+    std::vector<std::string> describe_thread_stack(Tid tid, std::size_t max_frames);
+    // After run() returned kInterrupted: the thread that took the program's SIGINT, or 0 when
+    // the program got none (a Ctrl-C meant for leakcheck alone).
+    [[nodiscard]] Tid interrupted_thread() const noexcept { return interrupted_thread_; }
     [[nodiscard]] std::size_t thread_count() const noexcept { return root_ && root_->target ? root_->target->threads().size() : 0; }
     [[nodiscard]] std::vector<Tid> threads() const;
     // The crashed thread's stack, symbolized, when the program died of a fatal signal.
@@ -207,6 +213,7 @@ private:
     std::optional<AllocEvent> caught_;
     Symbolizer symbolizer_;
     ProcessEnd root_end_;
+    Tid interrupted_thread_ = 0;
 };
 
 std::string signal_name(int sig);

@@ -96,8 +96,21 @@ public:
     [[nodiscard]] const TracerOptions& options() const noexcept { return options_; }
     // Forked children are handed to `follower` (nullptr: cleaned of our code and let go).
     void set_follower(ForkFollower* follower) noexcept { follower_ = follower; }
-    // True once after a SIGINT for the program was intercepted (intercept_sigint).
-    bool take_interrupt() noexcept { return std::exchange(interrupted_, false); }
+    // Once after a SIGINT for the program was intercepted (intercept_sigint): the thread that
+    // took it; 0 when none was.
+    Tid take_interrupt() noexcept { return std::exchange(interrupted_, 0); }
+    // With every thread stopped, a Ctrl-C that the terminal sent to the program too can still
+    // be pending in the process (or a thread): kDeliverable when a thread that does not block
+    // SIGINT will take it as soon as it runs, kBlocked when every thread that could blocks it
+    // for now (glibc blocks all signals for a while in a new thread, for one).
+    enum class PendingSigint { kNone, kDeliverable, kBlocked };
+    [[nodiscard]] PendingSigint pending_sigint() const;
+    // The next SIGINT for the program is the copy of a Ctrl-C already answered: swallowed,
+    // it does not count as an interrupt.
+    void sigint_answered() noexcept { sigint_answered_ = true; }
+    // The stack of a thread in a ptrace-stop, innermost first (frame 0 is its pc); empty when
+    // it is not stopped or its registers cannot be read.
+    std::vector<RemoteAddr> thread_stack(Tid tid);
     [[nodiscard]] const TracerStats& stats() const noexcept { return stats_; }
     [[nodiscard]] const Unwinder::Stats& unwind_stats() const noexcept { return unwinder_.stats(); }
     [[nodiscard]] const ModuleMap& modules() const noexcept { return modules_; }
@@ -230,7 +243,8 @@ private:
     std::vector<RemoteAddr> frames_;              // scratch buffer for captures
     ProcessEnd end_;
     ForkFollower* follower_ = nullptr;
-    bool interrupted_ = false;
+    Tid interrupted_ = 0;  // see take_interrupt()
+    bool sigint_answered_ = false;
     TracerStats stats_;
     // The exit scan (tracer_exit.cpp).
     ExitObserver exit_observer_;

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <regex>
@@ -360,6 +361,36 @@ RunResult prompt_with(const std::vector<std::string>& args, const std::string& c
     return run_process(argv, opts);
 }
 
+// The highest N of the "tick N" lines in `text` (ticker's output), 0 if there is none.
+unsigned long last_tick(const std::string& text) {
+    static const std::regex tick_re(R"((?:^|\n)tick (\d+)\n)");
+    unsigned long last = 0;
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), tick_re); it != std::sregex_iterator(); ++it)
+        last = std::max(last, std::stoul((*it)[1]));
+    return last;
+}
+
+// The frames of a backtrace as the prompt prints them ("#K  function+0xOFF (file:line) [module]"):
+// function, file:line (or "") and module of each.
+struct Frame {
+    std::string function;
+    std::string file_line;
+    std::string module;
+};
+std::vector<Frame> parse_backtrace(const std::string& text) {
+    static const std::regex frame_re(R"(^#(\d+)  ([^ +]+)(?:\+0x[0-9a-f]+)?(?: \(([^)]*)\))? \[([^\]]+)\]$)");
+    std::vector<Frame> frames;
+    std::istringstream in(text);
+    std::string line;
+    std::smatch m;
+    while (std::getline(in, line))
+        if (std::regex_match(line, m, frame_re) && std::stoul(m[1]) == frames.size())
+            frames.push_back({m[2], m[3], m[4]});
+    return frames;
+}
+
+std::string module_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
 // ---------------------------------------------------------------------------------------------
 // Through a pipe
 
@@ -556,6 +587,17 @@ TEST(ReplPipe, FileRunArgsAndSettings) {
     EXPECT_TRUE(contains_line_matching(r.out, R"(^max-frames is 1\.$)")) << r.out;
 }
 
+TEST(ReplPipe, ARunThatFailsKeepsTheLastRunsData) {
+    const RunResult r = prompt_with({"-i", "--", fixture("fib_leak"), "2"},
+                                    "run\nfile no-such-program-here\nrun\ninfo stats\nshow args\n");
+    ASSERT_TRUE(r.exited(0)) << describe(r) << r.out << r.err;
+    EXPECT_NE(r.err.find("no-such-program-here"), std::string::npos) << r.err;
+    // fib_leak 2's ledger, as FileRunArgsAndSettings reads it, not an empty one.
+    EXPECT_TRUE(contains_line_matching(r.out, R"(^Live blocks: +4$)")) << r.out;
+    EXPECT_TRUE(contains_line_matching(r.out, R"(^Live bytes: +20752$)")) << r.out;
+    EXPECT_NE(r.out.find("args is \"2\".\n"), std::string::npos) << r.out;
+}
+
 TEST(ReplPipe, CommandsFromAFile) {
     TempDir dir;
     const std::string script = dir.path() + "/commands";
@@ -590,6 +632,54 @@ TEST(ReplPipe, AttachWithDashP) {
     EXPECT_NE(p.out().find("[Inferior 1 (process " + std::to_string(target.pid()) + ") detached]"), std::string::npos);
     EXPECT_NE(p.out().find("No outstanding allocations."), std::string::npos) << p.out();
     EXPECT_EQ(proc_state(target.pid()), 'S') << "running untraced in pause()";
+}
+
+// After attach, what the prompt says is the attached process's: show args gives its command
+// line, bt its first thread's stack where it stopped, and the next run starts its program
+// with its arguments. After detach nothing of it is left as if it were still there.
+TEST(ReplPipe, AttachTakesTheProcessCommandLineAndStacks) {
+    Prompt target(Prompt::Mode::kPipe, {fixture("ticker"), "50"});
+    ASSERT_TRUE(target.expect("tick 1\n"));
+    const std::string pid = std::to_string(target.pid());
+    Prompt p(Prompt::Mode::kPipe, {kLeakcheck, "-i", "--", fixture("fib_leak"), "3"});
+    p.type("show args\n");
+    ASSERT_TRUE(p.expect("args is \"3\".\n")) << p.out() << p.err();
+    p.type("attach " + pid + "\n");
+    ASSERT_TRUE(p.expect("Attached; 2 threads stopped")) << p.out() << p.err();
+    p.type("show args\n");
+    ASSERT_TRUE(p.expect("args is \"50\".\n")) << p.out() << p.err();
+    p.type("info threads\n");
+    ASSERT_TRUE(p.expect("\\* 1    LWP " + pid + " \"ticker\"\n  2    LWP \\d+ \"ticker\"\n")) << p.out();
+    p.type("bt 3\n");
+    p.type("show args\n");  // marks the end of bt's lines
+    auto text = p.text_until("args is \"50\".\n");
+    ASSERT_TRUE(text) << p.out() << p.err();
+    const std::vector<Frame> frames = parse_backtrace(*text);
+    ASSERT_EQ(frames.size(), 3U) << *text;
+    EXPECT_EQ(frames[0].function, "raw_syscall") << *text;
+    EXPECT_EQ(frames[0].file_line, "ticker.c:46") << *text;
+    EXPECT_EQ(frames[1].function, "tick_forever") << *text;
+    EXPECT_EQ(frames[2].function, "main") << *text;
+    EXPECT_EQ(frames[2].file_line, "ticker.c:104") << *text;
+
+    p.type("detach\n");
+    ASSERT_TRUE(p.expect("\\[Inferior 1 \\(process " + pid + "\\) detached\\]\n")) << p.out();
+    p.type("bt\nthread\ninfo threads\n");
+    ASSERT_TRUE(p.expect("No threads.\n")) << p.out();
+    // The next run starts the attached program (its executable, its arguments); its one
+    // allocation is the idler's DTV.
+    const std::string program = std::filesystem::canonical(fixture("ticker")).string();
+    p.type("catch alloc 272\nrun\n");
+    ASSERT_TRUE(p.expect("Starting program: " + program + " 50\n")) << p.out() << p.err();
+    ASSERT_TRUE(p.expect(R"(Catchpoint: allocation of 272 bytes at 0x[0-9a-f]+ in thread \d+ \(calloc\))")) << p.out();
+    p.type("kill\nquit\n");
+    const auto status = p.wait_exit();
+    ASSERT_TRUE(status);
+    EXPECT_EQ(*status, std::make_pair(0, 0)) << p.out() << p.err();
+    EXPECT_EQ(p.err(), "No stack.\nNo thread selected.\n");
+    // It runs on untraced (running or asleep between ticks, not stopped).
+    EXPECT_EQ(slurp("/proc/" + pid + "/status").find("TracerPid:\t0\n") != std::string::npos, true);
+    EXPECT_NE(proc_state(target.pid()), 't');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -688,6 +778,120 @@ TEST(ReplTerminal, CtrlCAtThePromptDoesNotReachTheStoppedProgram) {
     const auto status = p.wait_exit();
     ASSERT_TRUE(status) << p.out();
     EXPECT_EQ(*status, std::make_pair(1, 0)) << "the refused quit failed last:\n" << p.out();
+}
+
+// Ctrl-C on the terminal reaches the program too (it shares leakcheck's process group); the
+// program's copy can still be pending when its threads have been stopped for leakcheck's
+// own. Every continue must run the program, not report that same Ctrl-C again at once.
+TEST(ReplTerminal, EveryContinueAfterCtrlCRunsTheProgram) {
+    TempDir home;
+    Prompt p(Prompt::Mode::kPty, {kLeakcheck, "-i", "--", fixture("ticker"), "10", "100"}, terminal_env(home));
+    ASSERT_TRUE(p.expect(R"(\(leakcheck\) )")) << p.out();
+    p.type("run\r");
+    ASSERT_TRUE(p.expect("\ntick 1\n")) << p.out();
+    unsigned long seen = 1;
+    for (int round = 1; round <= 60; ++round) {
+        p.type("\x03");
+        const auto before = p.text_until(R"(Program interrupted \(2 threads\)\.\n\(leakcheck\) )");
+        ASSERT_TRUE(before) << "round " << round << ":\n" << p.out();
+        seen = std::max(seen, last_tick(*before));
+        p.type("continue\r");
+        ASSERT_TRUE(p.expect("Continuing.\n")) << "round " << round << ":\n" << p.out();
+        // The next thing is the program's output, not another stop.
+        const auto next = p.expect(R"((?:^|\n)(tick (\d+)\n|Program interrupted))");
+        ASSERT_TRUE(next) << "round " << round << ":\n" << p.out();
+        ASSERT_NE((*next)[1], "Program interrupted") << "round " << round << ": continue stopped at once:\n"
+                                                     << p.out();
+        const unsigned long now = std::stoul((*next)[2]);
+        // Every tick written before the stop came before "Program interrupted": this one is new.
+        EXPECT_GT(now, seen) << "round " << round << ":\n" << p.out();
+        seen = now;
+    }
+    p.type("\x03");
+    ASSERT_TRUE(p.expect(R"(Program interrupted \(2 threads\)\.\n\(leakcheck\) )")) << p.out();
+    p.type("kill\r");
+    ASSERT_TRUE(p.expect(R"(\[Inferior 1 \(process \d+\) killed\]\n\(leakcheck\) )")) << p.out();
+    p.type("quit\r");
+    const auto status = p.wait_exit();
+    ASSERT_TRUE(status) << p.out();
+    EXPECT_EQ(*status, std::make_pair(0, 0)) << p.out();
+}
+
+// After Ctrl-C, bt shows the stack of the thread that took the SIGINT (ticker's idler: the
+// other thread blocks SIGINT), `thread N` selects another one, and the next stop selects the
+// interrupted thread again.
+TEST(ReplTerminal, BtAfterCtrlCShowsTheInterruptedThreadAndThreadSelectsAnother) {
+    TempDir home;
+    Prompt p(Prompt::Mode::kPty, {kLeakcheck, "-i", "--", fixture("ticker")}, terminal_env(home));
+    ASSERT_TRUE(p.expect(R"(\(leakcheck\) )")) << p.out();
+    p.type("run\r");
+    ASSERT_TRUE(p.expect("\ntick 1\n")) << p.out();
+    p.type("\x03");
+    ASSERT_TRUE(p.expect(R"(Program interrupted \(2 threads\)\.\n\(leakcheck\) )")) << p.out();
+
+    p.type("info threads\r");
+    const auto threads = p.expect(R"(  Id   Target Id\n  1    LWP (\d+) "ticker"[^\n]*\n\* 2    LWP (\d+) "ticker"[^\n]*\n)");
+    ASSERT_TRUE(threads) << p.out();
+    const std::string main_tid = (*threads)[1], idler_tid = (*threads)[2];
+    ASSERT_TRUE(p.expect(R"(\(leakcheck\) )"));
+
+    p.type("bt\r");
+    auto text = p.text_until(R"(\(leakcheck\) )");
+    ASSERT_TRUE(text) << p.out();
+    std::vector<Frame> frames = parse_backtrace(*text);
+    ASSERT_GE(frames.size(), 3U) << *text;
+    EXPECT_EQ(frames[0].function, "raw_syscall") << *text;
+    EXPECT_EQ(frames[0].file_line, "ticker.c:46") << *text;
+    EXPECT_EQ(module_name(frames[0].module), "ticker") << *text;
+    EXPECT_EQ(frames[1].function, "idle_forever") << *text;
+    EXPECT_EQ(frames[1].file_line, "ticker.c:73") << *text;
+    // The thread's start is libc's (its function names depend on libc's symbols).
+    EXPECT_EQ(module_name(frames[2].module), "libc.so.6") << *text;
+
+    p.type("thread 1\r");
+    ASSERT_TRUE(p.expect(R"(\[Switching to thread 1 \(LWP )" + main_tid + R"(\)\]\n#0  raw_syscall\+0x[0-9a-f]+ \(ticker\.c:46\))"))
+        << p.out();
+    ASSERT_TRUE(p.expect(R"(\(leakcheck\) )"));
+    p.type("bt 3\r");
+    text = p.text_until(R"(\(leakcheck\) )");
+    ASSERT_TRUE(text) << p.out();
+    frames = parse_backtrace(*text);
+    ASSERT_EQ(frames.size(), 3U) << *text;
+    EXPECT_EQ(frames[0].function, "raw_syscall") << *text;
+    EXPECT_EQ(frames[0].file_line, "ticker.c:46") << *text;
+    EXPECT_EQ(frames[1].function, "tick_forever") << *text;
+    EXPECT_TRUE(frames[1].file_line == "ticker.c:63" || frames[1].file_line == "ticker.c:64") << *text;
+    EXPECT_EQ(frames[2].function, "main") << *text;
+    EXPECT_EQ(frames[2].file_line, "ticker.c:104") << *text;
+
+    p.type("thread\r");
+    ASSERT_TRUE(p.expect(R"(\[Current thread is 1 \(LWP )" + main_tid + R"(\)\]\n\(leakcheck\) )")) << p.out();
+    p.type("info threads\r");
+    ASSERT_TRUE(p.expect(R"(\* 1    LWP )" + main_tid + R"( "ticker"[^\n]*\n  2    LWP )" + idler_tid)) << p.out();
+    ASSERT_TRUE(p.expect(R"(\(leakcheck\) )"));
+    p.type("thread 3\r");
+    ASSERT_TRUE(p.expect(R"(Invalid thread ID: 3\.\n\(leakcheck\) )")) << p.out();
+
+    p.type("continue\r");
+    ASSERT_TRUE(p.expect(R"(Continuing\.\n(?:[^\n]*\n)*?tick \d+\n)")) << p.out();
+    p.type("\x03");
+    ASSERT_TRUE(p.expect(R"(Program interrupted \(2 threads\)\.\n\(leakcheck\) )")) << p.out();
+    p.type("bt 2\r");
+    text = p.text_until(R"(\(leakcheck\) )");
+    ASSERT_TRUE(text) << p.out();
+    frames = parse_backtrace(*text);
+    ASSERT_EQ(frames.size(), 2U) << *text;
+    EXPECT_EQ(frames[0].function, "raw_syscall") << *text;
+    EXPECT_EQ(frames[1].function, "idle_forever") << *text;
+
+    p.type("kill\r");
+    ASSERT_TRUE(p.expect(R"(\[Inferior 1 \(process \d+\) killed\]\n\(leakcheck\) )")) << p.out();
+    p.type("bt\r");
+    ASSERT_TRUE(p.expect(R"(No stack\.\n\(leakcheck\) )")) << p.out();
+    p.type("quit\r");
+    const auto status = p.wait_exit();
+    ASSERT_TRUE(status) << p.out();
+    EXPECT_EQ(*status, std::make_pair(1, 0)) << "bt failed last:\n" << p.out();
 }
 
 TEST(ReplTerminal, TabCompletesCommandsAndCtrlDQuits) {

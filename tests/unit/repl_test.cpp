@@ -57,6 +57,8 @@ TEST(ReplParse, GdbAbbreviationsAndAliases) {
     EXPECT_EQ(parse_command("q").id, Cmd::kQuit);
     EXPECT_EQ(parse_command("exit").id, Cmd::kQuit);
     EXPECT_EQ(parse_command("bt").id, Cmd::kBacktrace);
+    EXPECT_EQ(parse_command("thread 2").id, Cmd::kThread);
+    EXPECT_EQ(parse_command("thread 2").args, "2");
     EXPECT_EQ(parse_command("where").id, Cmd::kBacktrace);
     EXPECT_EQ(parse_command("backtrace").id, Cmd::kBacktrace);
     EXPECT_EQ(parse_command("k").id, Cmd::kKill);
@@ -269,7 +271,9 @@ TEST(ReplSettings, ShowAllListsEveryVariableOnce) {
 TEST(ReplComplete, CommandWordsAndSubcommands) {
     Completion c = complete("");
     EXPECT_EQ(c.prefix, "");
-    EXPECT_EQ(c.words.size(), 17U);
+    EXPECT_EQ(c.words.size(), 18U);
+    c = complete("th");
+    EXPECT_EQ(c.words, std::vector<std::string>{"thread"});
     c = complete("sn");
     EXPECT_EQ(c.words, std::vector<std::string>{"snapshot"});
     c = complete("s");
@@ -307,7 +311,7 @@ TEST(ReplHelp, Topics) {
     for (const char* cmd : {"run", "continue", "attach PID", "detach", "kill", "file PROGRAM", "quit", "info leaks [N]",
                             "info stacks", "info block ADDR", "info threads", "info stats", "snapshot", "diff",
                             "set VARIABLE VALUE", "show [VARIABLE]", "catch alloc [SIZE|MIN-MAX]", "backtrace [N]",
-                            "save report FILE", "help [COMMAND]"})
+                            "thread [N]", "save report FILE", "help [COMMAND]"})
         EXPECT_NE(all.find("  " + std::string(cmd)), std::string::npos) << cmd;
     EXPECT_EQ(help_text("c").rfind("Usage: continue", 0), 0U);
     EXPECT_EQ(help_text("i l").rfind("Usage: info leaks [N]", 0), 0U);
